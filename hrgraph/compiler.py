@@ -1,0 +1,374 @@
+"""The one place where block modules are wired into a network.
+
+:func:`compile_model` builds the modules of every node and projection and
+generates a flat ``forward`` once, as Python source that reads like the
+paper's equation::
+
+    stage4 = self.nodes.stage4(stage3)
+    stage4 = stage4 + self.projections.stem__stage4(stem) + self.projections.stage2__stage4(stage2)
+    del stage2
+
+No graph is walked and no dict is consulted per call; an intermediate is
+deleted right after its last consumer, so in inference a long-range edge keeps
+alive only the tensor it needs.  ``print(model.code)`` shows the source.
+"""
+
+from __future__ import annotations
+
+import keyword
+import linecache
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import build_block, build_projection, init_weights
+from .errors import CompileError, HrgraphError
+from .shapes import MAX_PARAMS, Shape, ShapePlan, infer_shapes
+from .spec import Spec, load_spec, parse_edge_ref
+
+__all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
+
+_RESERVED = {"self", "x", "torch", "nodes", "projections"}
+
+
+def _variable_names(order: Iterable[str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    taken = set(_RESERVED)
+    for node_id in order:
+        name = node_id
+        while keyword.iskeyword(name) or name in taken or name in dir(__builtins__):
+            name += "_"
+        names[node_id] = name
+        taken.add(name)
+    return names
+
+
+def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) -> str:
+    """Python source of the flat forward of ``plan``, skipping ``disabled`` edges.
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec, infer_shapes
+    >>> print(generate_forward(infer_shapes(load_spec("specs/resnet18.yaml"))))
+    def forward(self, x):
+        nodes = self.nodes
+        stem = nodes.stem(x)
+        stage1 = nodes.stage1(stem)
+        del stem
+        stage2 = nodes.stage2(stage1)
+        del stage1
+        stage3 = nodes.stage3(stage2)
+        del stage2
+        stage4 = nodes.stage4(stage3)
+        del stage3
+        head = nodes.head(stage4)
+        del stage4
+        return head
+    <BLANKLINE>
+    """
+    spec = plan.spec
+    off = set(disabled)
+    var = _variable_names(plan.order)
+    entry = spec.residuals.entry
+    post_relu = spec.residuals.activation == "relu"
+    statements: list[tuple[str, set[str]]] = []  # (code, node ids it reads)
+
+    def term(p) -> tuple[str, str]:
+        src = var[p.source]
+        return (src if p.identity else f"projections.{p.module_name}({src})"), p.source
+
+    for node_id in plan.order:
+        position = spec.node_index[node_id]
+        block = spec.nodes[position]
+        source = spec.main_input(position)
+        arg = "x" if source is None else var[source]
+        live = [p for p in plan.incoming[node_id] if p.edge.key not in off]
+        sums = [term(p) for p in live if p.merge == "sum"]
+        cats = [term(p) for p in live if p.merge == "concat"]
+        reads = {source} if source is not None else set()
+        out = var[node_id]
+        if sums and entry == "pre_activation" and block.has_final_activation:
+            residual = " + ".join(code for code, _ in sums)
+            statements.append((f"{out} = nodes.{node_id}({arg}, {residual})", reads | {s for _, s in sums}))
+            sums = []
+        else:
+            statements.append((f"{out} = nodes.{node_id}({arg})", reads))
+        if sums:
+            statements.append((f"{out} = {out} + " + " + ".join(c for c, _ in sums), {s for _, s in sums}))
+            if post_relu:
+                statements.append((f"{out} = torch.relu({out})", set()))
+        if cats:
+            parts = ", ".join([out] + [c for c, _ in cats])
+            statements.append((f"{out} = torch.cat([{parts}], 1)", {s for _, s in cats}))
+
+    last_use: dict[str, int] = {}
+    for i, (_, reads) in enumerate(statements):
+        for r in reads:
+            last_use[r] = i
+    release: dict[int, list[str]] = {}
+    final = plan.order[-1] if spec.nodes[-1].id == plan.order[-1] else spec.nodes[-1].id
+    for node_id, i in last_use.items():
+        if node_id != final:
+            release.setdefault(i, []).append(var[node_id])
+
+    lines = ["def forward(self, x):", "    nodes = self.nodes"]
+    if any("projections." in code for code, _ in statements):
+        lines.append("    projections = self.projections")
+    for i, (code, _) in enumerate(statements):
+        lines.append(f"    {code}")
+        if i in release:
+            lines.append(f"    del {', '.join(sorted(release[i]))}")
+    lines.append(f"    return {var[final]}")
+    return "\n".join(lines) + "\n"
+
+
+_COUNTER = [0]
+
+
+def _compile_source(source: str, name: str):
+    # Register the source with linecache so tracebacks, pdb and inspect show it.
+    _COUNTER[0] += 1
+    filename = f"<hrgraph-forward-{_COUNTER[0]}:{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"torch": torch}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    return namespace["forward"]
+
+
+class HrNet(nn.Module):
+    """A network compiled from a spec: ``nodes`` and ``projections`` ModuleDicts and a generated forward.
+
+    Attributes
+    ----------
+    spec : Spec
+        The resolved spec it was compiled from.
+    plan : ShapePlan
+        Shapes and projections.
+    fingerprint : str
+        The spec's fingerprint (also saved with checkpoints).
+    code : str
+        The generated forward's Python source.
+    """
+
+    def __init__(self, plan: ShapePlan) -> None:
+        super().__init__()
+        self.spec = plan.spec
+        self.plan = plan
+        self.fingerprint = plan.spec.fingerprint
+        self.nodes = nn.ModuleDict()
+        self.projections = nn.ModuleDict()
+        for node_id in plan.order:
+            shape = plan.nodes[node_id]
+            self.nodes[node_id] = build_block(self.spec.node(node_id), shape.in_shape)
+        for key, projection in plan.projections.items():
+            module = build_projection(projection)
+            if module is not None:
+                self.projections[projection.module_name] = module
+        self._disabled: frozenset[tuple[str, str]] = frozenset()
+        self._generate()
+
+    # -- forward ---------------------------------------------------------------
+
+    def _generate(self) -> None:
+        self.code = generate_forward(self.plan, self._disabled)
+        self._forward = _compile_source(self.code, self.spec.name or "spec")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._forward(self, x)
+
+    # -- run-time edge masking -------------------------------------------------
+
+    @property
+    def edges(self) -> list[str]:
+        """All long-range edges, as ``"from->to"``."""
+        return [e.name for e in self.spec.edges]
+
+    @property
+    def disabled_edges(self) -> list[str]:
+        """Edges currently skipped by the forward, as ``"from->to"``, in spec order."""
+        return [e.name for e in self.spec.edges if e.key in self._disabled]
+
+    def set_edges(self, disabled: Iterable[str] = (), *, enabled: Iterable[str] | None = None) -> "HrNet":
+        """Skip some long-range edges in the forward, keeping their parameters.
+
+        The state_dict keeps every key, so a trained model can be evaluated with
+        edges cut and restored.  Unlike structural ablation
+        (:func:`hrgraph.ablate`), nothing is removed and the parameter count is
+        unchanged.  The forward is regenerated; it costs nothing per call.
+
+        Parameters
+        ----------
+        disabled : iterable of str
+            Edges to skip, as ``"from:to"`` or ``"from->to"``; all others run.
+        enabled : iterable of str, optional
+            Alternatively, the edges to keep; all others are skipped.
+
+        Returns
+        -------
+        HrNet
+            ``self``, for chaining.
+
+        Raises
+        ------
+        ValueError
+            An edge does not exist, or is a concat edge (cutting it would change
+            the target's width).
+
+        Examples
+        --------
+        >>> import hrgraph
+        >>> model = hrgraph.compile_model("specs/hiresnet18.yaml")
+        >>> model.set_edges(disabled=["stem:stage4"]).disabled_edges
+        ['stem->stage4']
+        >>> model.set_edges().disabled_edges
+        []
+        """
+        known = {e.key: e for e in self.spec.edges}
+
+        def keys(refs: Iterable[str]) -> set[tuple[str, str]]:
+            out = set()
+            for ref in [refs] if isinstance(refs, str) else refs:
+                key = parse_edge_ref(ref)
+                if key not in known:
+                    listed = ", ".join(f"{a}:{b}" for a, b in known) or "none"
+                    raise ValueError(f"no edge {key[0]}:{key[1]} in this model; its edges: {listed}")
+                out.add(key)
+            return out
+
+        off = set(known) - keys(enabled) if enabled is not None else keys(disabled)
+        concat = sorted(known[k].name for k in off if known[k].merge == "concat")
+        if concat:
+            raise ValueError(f"cannot disable concat edges at run time ({', '.join(concat)}): use hrgraph.ablate")
+        self._disabled = frozenset(off)
+        self._generate()
+        return self
+
+    # -- pickling (the generated function is rebuilt, not pickled) ---------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_forward", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._forward = _compile_source(self.code, self.spec.name or "spec")
+
+    def extra_repr(self) -> str:
+        name = f"name={self.spec.name!r}, " if self.spec.name else ""
+        return f"{name}fingerprint={self.fingerprint!r}, params={self.plan.params:,}"
+
+
+def compile_model(
+    spec: "Spec | str | Path | Mapping[str, Any]",
+    *,
+    input_shape: Shape | None = None,
+    max_params: int = MAX_PARAMS,
+    allow_imports: bool = False,
+) -> HrNet:
+    """Compile a spec into an ordinary ``nn.Module``.
+
+    Parameters
+    ----------
+    spec : Spec, path, YAML text or dict
+        Anything :func:`hrgraph.load_spec` takes.
+    input_shape : (int, int, int), optional
+        Override the spec's input ``(C, H, W)``.
+    max_params : int
+        Refuse networks above this many parameters (checked before allocating).
+    allow_imports : bool
+        Passed to :func:`hrgraph.load_spec`.
+
+    Returns
+    -------
+    HrNet
+        Modules named after node ids (``nodes.stage2...``) and edges
+        (``projections.stem__stage4...``), initialised as torchvision's ResNet.
+
+    Raises
+    ------
+    SpecError, GraphError, ShapeError, CompileError
+
+    Examples
+    --------
+    >>> import torch, hrgraph
+    >>> model = hrgraph.compile_model("specs/hiresnet18.yaml")
+    >>> model(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    >>> sum(p.numel() for p in model.parameters()) == hrgraph.count_params(model.spec)
+    True
+    """
+    spec = load_spec(spec, allow_imports=allow_imports)
+    plan = infer_shapes(spec, input_shape=input_shape, max_params=max_params)
+    model = HrNet(plan)
+    # Only our own modules get torchvision's init; user blocks keep theirs.
+    for node_id, module in model.nodes.items():
+        if module.__class__.__module__ == "hrgraph.blocks":
+            init_weights(module)
+    init_weights(model.projections)
+    if spec.zero_init_residual:
+        for m in model.modules():
+            if hasattr(m, "zero_init_last"):
+                m.zero_init_last()
+    built = sum(p.numel() for p in model.parameters())
+    if built != plan.params:
+        # Only a user block whose param_count disagrees with its module gets here.
+        raise CompileError(f"built {built:,} parameters but shapes predict {plan.params:,}: a block's param_count is wrong")
+    return model
+
+
+_CHECKPOINT_FORMAT = "hrgraph-checkpoint-1"
+
+
+def save_checkpoint(model: HrNet, path: str | Path, **extra: Any) -> None:
+    """Save state_dict, resolved spec and fingerprint, atomically (never a half-written file).
+
+    ``extra`` items (optimizer state, epoch, metrics...) are stored alongside.
+    """
+    payload = {
+        "format": _CHECKPOINT_FORMAT,
+        "spec": model.spec.to_dict(minimal=False),
+        "fingerprint": model.fingerprint,
+        "input_shape": list(model.plan.input_shape),
+        "disabled_edges": model.disabled_edges,
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[HrNet, dict[str, Any]]:
+    """Rebuild a model from :func:`save_checkpoint`'s file; returns ``(model, payload)``.
+
+    Raises
+    ------
+    HrgraphError
+        The file is not an hrgraph checkpoint or its spec does not match its fingerprint.
+    """
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
+        raise HrgraphError("not an hrgraph checkpoint", path=str(path))
+    spec = load_spec(payload["spec"])
+    if spec.fingerprint != payload["fingerprint"]:
+        raise HrgraphError(
+            f"spec fingerprint {spec.fingerprint} does not match the checkpoint's {payload['fingerprint']}",
+            path=str(path),
+        )
+    model = compile_model(spec, input_shape=tuple(payload["input_shape"]))
+    model.load_state_dict(payload["state_dict"])
+    if payload.get("disabled_edges"):
+        model.set_edges(disabled=payload["disabled_edges"])
+    return model, payload

@@ -1,0 +1,145 @@
+"""The exceptions hrgraph raises.
+
+Every error that a user can cause derives from :class:`HrgraphError` and carries
+where it happened: the spec file, the line and column, and the node or edge at
+fault.  ``str(err)`` reads like a compiler message::
+
+    specs/net.yaml:14:7: edge stem->stage9: unknown node 'stage9' (did you mean 'stage4'?)
+
+This module imports nothing else of ours, so any module may raise these.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "HrgraphError",
+    "SpecError",
+    "GraphError",
+    "CycleError",
+    "UnknownNodeError",
+    "ShapeError",
+    "CompileError",
+    "RenderError",
+    "did_you_mean",
+]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``.
+
+    Examples
+    --------
+    >>> did_you_mean("stage9", ["stem", "stage1", "stage4"])
+    " (did you mean 'stage1'?)"
+    >>> did_you_mean("zzz", ["stem"])
+    ''
+    """
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class HrgraphError(Exception):
+    """Base class of every error caused by a spec or by how hrgraph was called.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, without the location prefix.
+    path : str, optional
+        The spec file, or ``None`` for a spec given as a dict or string.
+    line, column : int, optional
+        1-based position in ``path``.
+    node : str, optional
+        The node id at fault.
+    edge : str, optional
+        The edge at fault, as ``"from->to"``.
+
+    Examples
+    --------
+    >>> err = HrgraphError("bad", path="net.yaml", line=3, column=5, node="stem")
+    >>> str(err)
+    'net.yaml:3:5: node stem: bad'
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        node: str | None = None,
+        edge: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        self.column = column
+        self.node = node
+        self.edge = edge
+        super().__init__(str(self))
+
+    @property
+    def location(self) -> str:
+        """``path:line:column`` as far as it is known, or ``""``."""
+        parts = [self.path or ("<spec>" if self.line is not None else "")]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(p for p in parts if p)
+
+    def __str__(self) -> str:
+        prefix = []
+        if self.location:
+            prefix.append(self.location)
+        if self.edge is not None:
+            prefix.append(f"edge {self.edge}")
+        elif self.node is not None:
+            prefix.append(f"node {self.node}")
+        return ": ".join(prefix + [self.message])
+
+    def __reduce__(self):  # keyword-only arguments need help to pickle
+        return (_rebuild, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild(cls, message, state):
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class SpecError(HrgraphError):
+    """The spec is not valid YAML or does not match the spec schema."""
+
+
+class GraphError(HrgraphError):
+    """The spec's nodes and edges do not form a valid network graph."""
+
+
+class CycleError(GraphError):
+    """The graph has a cycle; ``cycle`` lists its node ids in order."""
+
+    def __init__(self, message: str, *, cycle: list[str] | None = None, **kwargs) -> None:
+        self.cycle = list(cycle or [])
+        super().__init__(message, **kwargs)
+
+
+class UnknownNodeError(GraphError):
+    """An edge or input names a node that the spec does not define."""
+
+
+class ShapeError(HrgraphError):
+    """Tensor shapes do not fit: an edge needs upsampling, a ratio is not an integer, ..."""
+
+
+class CompileError(HrgraphError):
+    """A module could not be built from a valid spec (for example a user block failed)."""
+
+
+class RenderError(HrgraphError):
+    """A diagram could not be rendered (for example Graphviz's ``dot`` is missing)."""

@@ -1,0 +1,180 @@
+"""The spec as a networkx DAG, and the checks that run before anything is built.
+
+Nodes of the graph are node ids; an edge ``u -> v`` exists where ``v`` takes
+``u``'s output on the main path (attribute ``main=True``) or through a
+long-range edge (attribute ``residual``: the :class:`~hrgraph.spec.Edge`), or
+both.  Every check is linear in nodes plus edges.  No torch here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from .errors import CycleError, GraphError, UnknownNodeError, did_you_mean
+from .spec import Spec
+
+__all__ = ["check_graph", "topological_order"]
+
+
+def _where(spec: Spec, *loc: Any) -> dict[str, Any]:
+    mark = spec.locate(*loc)
+    if mark is None:
+        return {"path": spec.path}
+    return {"path": mark.path or spec.path, "line": mark.line, "column": mark.column}
+
+
+def check_graph(spec: Spec) -> nx.DiGraph:
+    """Build the graph of ``spec`` and check it.
+
+    Checks, in order: duplicate node ids; ``input`` references; edge ends
+    (unknown nodes, self-loops, duplicates, kinds that take or give no edges);
+    cycles; nodes unreachable from the first node; nodes whose output never
+    reaches the last node.
+
+    Parameters
+    ----------
+    spec : Spec
+
+    Returns
+    -------
+    networkx.DiGraph
+
+    Raises
+    ------
+    UnknownNodeError
+        An edge or ``input`` names a node that does not exist.
+    CycleError
+        The graph has a cycle (``err.cycle`` lists it).
+    GraphError
+        Any other structural problem.
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec
+    >>> g = check_graph(load_spec("specs/hiresnet18.yaml"))
+    >>> g.number_of_nodes(), g.number_of_edges()
+    (6, 11)
+    >>> g.edges["stem", "stage4"]["residual"].name
+    'stem->stage4'
+    """
+    graph = nx.DiGraph()
+    for i, node in enumerate(spec.nodes):
+        if node.id in graph:
+            first = spec.node_index[node.id]
+            raise GraphError(
+                f"duplicate node id '{node.id}' (first defined as node {first + 1})",
+                node=node.id,
+                **_where(spec, "nodes", i, "id"),
+            )
+        graph.add_node(node.id, index=i, block=node)
+
+    ids = list(graph)
+    for i, node in enumerate(spec.nodes):
+        if node.input is None:
+            continue
+        if i == 0:
+            raise GraphError(
+                "the first node takes the network input; it cannot name another input",
+                node=node.id,
+                **_where(spec, "nodes", i, "input"),
+            )
+        if node.input not in graph:
+            raise UnknownNodeError(
+                f"input names unknown node '{node.input}'{did_you_mean(node.input, ids)}",
+                node=node.id,
+                **_where(spec, "nodes", i, "input"),
+            )
+    for i in range(1, len(spec.nodes)):
+        graph.add_edge(spec.main_input(i), spec.nodes[i].id, main=True, residual=None)
+
+    for j, edge in enumerate(spec.edges):
+        for end, field in ((edge.from_, "from"), (edge.to, "to")):
+            if end not in graph:
+                raise UnknownNodeError(
+                    f"unknown node '{end}'{did_you_mean(end, ids)}",
+                    edge=edge.name,
+                    **_where(spec, "edges", j, field),
+                )
+        if edge.from_ == edge.to:
+            raise CycleError(
+                "an edge from a node to itself is a cycle",
+                cycle=[edge.from_],
+                edge=edge.name,
+                **_where(spec, "edges", j),
+            )
+        source, target = spec.node(edge.from_), spec.node(edge.to)
+        if not source.emits_edges:
+            raise GraphError(
+                f"a {source.kind} node cannot be the source of a long-range edge",
+                edge=edge.name,
+                **_where(spec, "edges", j, "from"),
+            )
+        if not target.accepts_edges:
+            raise GraphError(
+                f"a {target.kind} node cannot receive a long-range edge",
+                edge=edge.name,
+                **_where(spec, "edges", j, "to"),
+            )
+        data = graph.get_edge_data(edge.from_, edge.to)
+        if data is not None and data.get("residual") is not None:
+            raise GraphError(
+                f"duplicate edge {edge.name} (first given as edge {data['edge_index'] + 1})",
+                edge=edge.name,
+                **_where(spec, "edges", j),
+            )
+        if data is None:
+            graph.add_edge(edge.from_, edge.to, main=False)
+        graph.edges[edge.from_, edge.to].update(residual=edge, edge_index=j)
+
+    _check_acyclic(spec, graph)
+    _check_reachability(spec, graph)
+    return graph
+
+
+def _check_acyclic(spec: Spec, graph: nx.DiGraph) -> None:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    names = [u for u, _ in cycle]
+    # Point at a long-range edge of the cycle where there is one: it is the
+    # likelier mistake than the main path.
+    at = next((graph.edges[u, v] for u, v in cycle if graph.edges[u, v].get("residual") is not None), None)
+    text = " -> ".join(names + [names[0]])
+    if at is not None:
+        edge = at["residual"]
+        raise CycleError(f"cycle {text}", cycle=names, edge=edge.name, **_where(spec, "edges", at["edge_index"]))
+    node = names[0]
+    raise CycleError(f"cycle {text}", cycle=names, node=node, **_where(spec, "nodes", spec.node_index[node], "input"))
+
+
+def _check_reachability(spec: Spec, graph: nx.DiGraph) -> None:
+    first, last = spec.nodes[0].id, spec.nodes[-1].id
+    reached = nx.descendants(graph, first) | {first}
+    for i, node in enumerate(spec.nodes):
+        if node.id not in reached:
+            raise GraphError(
+                f"node '{node.id}' is unreachable from the input node '{first}'",
+                node=node.id,
+                **_where(spec, "nodes", i),
+            )
+    feeding = nx.ancestors(graph, last) | {last}
+    for i, node in enumerate(spec.nodes):
+        if node.id not in feeding:
+            raise GraphError(
+                f"the output of '{node.id}' never reaches the output node '{last}' (dead end)",
+                node=node.id,
+                **_where(spec, "nodes", i),
+            )
+
+
+def topological_order(spec: Spec, graph: nx.DiGraph) -> list[str]:
+    """Node ids in an order that computes every input before its consumer.
+
+    Ties are broken by position in ``spec.nodes``, so a spec already written in
+    order keeps its order.
+    """
+    index = {node.id: i for i, node in enumerate(spec.nodes)}
+    return list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))

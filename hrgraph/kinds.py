@@ -1,0 +1,401 @@
+"""Block kinds: their typed parameters and their shape and parameter arithmetic.
+
+Each block kind is a frozen pydantic model with a ``kind`` literal (the tag of
+the node union) and three pure functions of the input shape: the output shape,
+the parameter count and the multiply-accumulate count.  No torch here, so a
+spec can be validated, counted and drawn without importing it; the matching
+``nn.Module`` builders live in :mod:`hrgraph.blocks`.
+
+Shapes are ``(channels, height, width)`` tuples of one sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .errors import ShapeError, SpecError, did_you_mean
+
+__all__ = [
+    "Shape",
+    "NodeId",
+    "Block",
+    "ConvBlock",
+    "PlainBlock",
+    "BasicBlock",
+    "ResNeXtBlock",
+    "BottleneckBlock",
+    "PoolBlock",
+    "ClassifierBlock",
+    "KindRegistry",
+    "KINDS",
+    "MAX_CHANNELS",
+]
+
+Shape = tuple[int, int, int]
+
+#: Upper bound on any channel count.  A typo such as ``channels: 6400000000``
+#: is refused while validating, long before anything would be allocated.
+MAX_CHANNELS = 1 << 16
+MAX_KERNEL = 63
+MAX_DEPTH = 1024
+
+
+def _no_dunder(value: str) -> str:
+    # Projection modules are named "<from>__<to>", so "__" in an id would make
+    # two different edges collide in the state_dict.
+    if "__" in value:
+        raise ValueError("node ids may not contain '__' (it separates the two ends of an edge's module name)")
+    return value
+
+
+NodeId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64),
+    AfterValidator(_no_dunder),
+]
+Channels = Annotated[int, Field(gt=0, le=MAX_CHANNELS)]
+Kernel = Annotated[int, Field(gt=0, le=MAX_KERNEL)]
+Stride = Annotated[int, Field(gt=0, le=MAX_KERNEL)]
+Depth = Annotated[int, Field(gt=0, le=MAX_DEPTH)]
+
+
+def conv_params(cin: int, cout: int, kernel: int = 3, groups: int = 1, bias: bool = False) -> int:
+    """Parameters of a 2-d convolution.
+
+    Examples
+    --------
+    >>> conv_params(64, 128, kernel=1)
+    8192
+    """
+    return kernel * kernel * (cin // groups) * cout + (cout if bias else 0)
+
+
+def bn_params(channels: int) -> int:
+    """Learnable parameters of a BatchNorm2d (weight and bias; running stats are buffers)."""
+    return 2 * channels
+
+
+def spatial(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution or pooling along one axis (floor mode)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _require_spatial(shape: Shape, kernel: int, stride: int, padding: int, what: str) -> tuple[int, int]:
+    _, h, w = shape
+    oh, ow = spatial(h, kernel, stride, padding), spatial(w, kernel, stride, padding)
+    if oh < 1 or ow < 1:
+        raise ShapeError(
+            f"input {h}x{w} is too small for {what} (kernel {kernel}, stride {stride}, padding {padding})"
+        )
+    return oh, ow
+
+
+class Block(BaseModel):
+    """Base of every block kind: an id, an optional main-path input, a kind tag.
+
+    Subclasses define ``kind: Literal["name"]`` and override :meth:`out_shape`,
+    :meth:`param_count` and :meth:`macs`.  ``width_fields`` names the fields that
+    set hidden widths (what parameter matching may scale) and
+    ``accepts_edges``/``emits_edges`` say whether long-range edges may end or
+    start here.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: NodeId = Field(description="Stable node id; becomes the module's state_dict prefix.")
+    input: NodeId | None = Field(
+        default=None, description="Node whose output feeds this one (default: the previous node)."
+    )
+    kind: str
+
+    width_fields: ClassVar[tuple[str, ...]] = ()
+    accepts_edges: ClassVar[bool] = True
+    emits_edges: ClassVar[bool] = True
+    #: Whether the block ends in an activation that a ``pre_activation`` residual can enter before.
+    has_final_activation: ClassVar[bool] = False
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        """Output shape for ``in_shape``; raises :class:`ShapeError` where it does not fit."""
+        return in_shape
+
+    def param_count(self, in_shape: Shape) -> int:
+        """Number of learnable parameters when fed ``in_shape``."""
+        return 0
+
+    def macs(self, in_shape: Shape) -> int:
+        """Multiply-accumulates of one forward pass of one sample."""
+        return 0
+
+    def channel_multiple(self) -> int:
+        """Widths in ``width_fields`` must be multiples of this (e.g. the cardinality)."""
+        return 1
+
+    def label(self) -> str:
+        """A short description for tables and diagrams."""
+        return self.kind
+
+
+class ConvBlock(Block):
+    """``conv``: convolution, batch norm, ReLU, then an optional 3x3/2 max-pool (a ResNet stem)."""
+
+    kind: Literal["conv"]
+    channels: Channels
+    kernel: Kernel = 3
+    stride: Stride = 1
+    padding: Annotated[int, Field(ge=0, le=MAX_KERNEL)] | None = Field(
+        default=None, description="Zero padding (default: kernel // 2)."
+    )
+    maxpool: bool = Field(default=False, description="Follow with MaxPool2d(3, stride=2, padding=1).")
+
+    width_fields: ClassVar[tuple[str, ...]] = ("channels",)
+    has_final_activation: ClassVar[bool] = True
+
+    @property
+    def pad(self) -> int:
+        return self.kernel // 2 if self.padding is None else self.padding
+
+    def _conv_hw(self, in_shape: Shape) -> tuple[int, int]:
+        return _require_spatial(in_shape, self.kernel, self.stride, self.pad, "the convolution")
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        h, w = self._conv_hw(in_shape)
+        if self.maxpool:
+            h, w = _require_spatial((self.channels, h, w), 3, 2, 1, "the max-pool")
+        return (self.channels, h, w)
+
+    def param_count(self, in_shape: Shape) -> int:
+        return conv_params(in_shape[0], self.channels, self.kernel) + bn_params(self.channels)
+
+    def macs(self, in_shape: Shape) -> int:
+        h, w = self._conv_hw(in_shape)
+        return conv_params(in_shape[0], self.channels, self.kernel) * h * w
+
+    def label(self) -> str:
+        pool = " + maxpool" if self.maxpool else ""
+        return f"conv {self.kernel}x{self.kernel}/{self.stride}{pool}"
+
+
+class _Stage(Block):
+    """Shared arithmetic of a stage of ``depth`` blocks, the first one strided."""
+
+    channels: Channels
+    depth: Depth = 2
+    stride: Stride = 1
+
+    width_fields: ClassVar[tuple[str, ...]] = ("channels",)
+    has_final_activation: ClassVar[bool] = True
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels
+
+    def groups(self) -> int:
+        return 1
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        groups = self.groups()
+        if in_shape[0] % groups:
+            raise ShapeError(f"input channels {in_shape[0]} are not divisible by the cardinality {groups}")
+        h, w = _require_spatial(in_shape, 3, self.stride, 1, "the first 3x3 convolution")
+        return (self.out_channels, h, w)
+
+    def _unit_params(self, cin: int, stride: int) -> int:
+        raise NotImplementedError
+
+    def _units(self, in_shape: Shape) -> Iterator[tuple[int, int, int, int]]:
+        """Yield (input channels, stride, output height, output width) of each unit."""
+        c, h, w = in_shape
+        for i in range(self.depth):
+            stride = self.stride if i == 0 else 1
+            h, w = spatial(h, 3, stride, 1), spatial(w, 3, stride, 1)
+            yield (c if i == 0 else self.out_channels), stride, h, w
+
+    def param_count(self, in_shape: Shape) -> int:
+        return sum(self._unit_params(cin, stride) for cin, stride, _, _ in self._units(in_shape))
+
+    def macs(self, in_shape: Shape) -> int:
+        return sum(self._unit_macs(cin, stride, h, w) for cin, stride, h, w in self._units(in_shape))
+
+    def _unit_macs(self, cin: int, stride: int, h: int, w: int) -> int:
+        # Every weight of a unit is applied once per output position.
+        return self._unit_params(cin, stride) * h * w
+
+    def label(self) -> str:
+        stride = f"/{self.stride}" if self.stride != 1 else ""
+        return f"{self.kind} x{self.depth}{stride}"
+
+
+class PlainBlock(_Stage):
+    """``plain``: ``depth`` pairs of 3x3 conv-BN-ReLU, no shortcuts (the paper's plain net)."""
+
+    kind: Literal["plain"]
+
+    def _unit_params(self, cin: int, stride: int) -> int:
+        c = self.channels
+        return conv_params(cin, c) + conv_params(c, c) + 2 * bn_params(c)
+
+
+class BasicBlock(_Stage):
+    """``basic``: a ResNet stage of ``depth`` BasicBlocks, with a 1x1 downsample where shapes change."""
+
+    kind: Literal["basic"]
+
+    def _unit_params(self, cin: int, stride: int) -> int:
+        c, g = self.channels, self.groups()
+        downsample = conv_params(cin, c, 1) + bn_params(c) if stride != 1 or cin != c else 0
+        return conv_params(cin, c, 3, g) + conv_params(c, c, 3, g) + 2 * bn_params(c) + downsample
+
+
+class ResNeXtBlock(BasicBlock):
+    """``resnext``: a BasicBlock stage whose 3x3 convolutions are grouped by ``cardinality``."""
+
+    kind: Literal["resnext"]  # type: ignore[assignment]
+    cardinality: Annotated[int, Field(gt=0, le=1024)] = 4
+
+    @model_validator(mode="after")
+    def _divisible(self) -> "ResNeXtBlock":
+        if self.channels % self.cardinality:
+            raise ValueError(f"channels ({self.channels}) must be divisible by cardinality ({self.cardinality})")
+        return self
+
+    def groups(self) -> int:
+        return self.cardinality
+
+    def channel_multiple(self) -> int:
+        return self.cardinality
+
+    def label(self) -> str:
+        return f"{super().label()} g{self.cardinality}"
+
+
+class BottleneckBlock(_Stage):
+    """``bottleneck``: a stage of 1x1-3x3-1x1 Bottlenecks (torchvision v1.5: stride on the 3x3).
+
+    ``channels`` is the inner width; the stage outputs ``channels * expansion``.
+    """
+
+    kind: Literal["bottleneck"]
+    expansion: Annotated[int, Field(gt=0, le=64)] = 4
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels * self.expansion
+
+    def _unit_params(self, cin: int, stride: int) -> int:
+        w, out = self.channels, self.out_channels
+        downsample = conv_params(cin, out, 1) + bn_params(out) if stride != 1 or cin != out else 0
+        return (
+            conv_params(cin, w, 1)
+            + conv_params(w, w, 3)
+            + conv_params(w, out, 1)
+            + 2 * bn_params(w)
+            + bn_params(out)
+            + downsample
+        )
+
+
+class PoolBlock(Block):
+    """``pool``: average or max pooling."""
+
+    kind: Literal["pool"]
+    op: Literal["avg", "max"] = "avg"
+    kernel: Kernel = 2
+    stride: Stride | None = Field(default=None, description="Default: the kernel size.")
+    padding: Annotated[int, Field(ge=0, le=MAX_KERNEL)] = 0
+
+    @model_validator(mode="after")
+    def _padding(self) -> "PoolBlock":
+        if self.padding > self.kernel // 2:  # torch refuses this at run time
+            raise ValueError(f"padding ({self.padding}) must be at most half the kernel ({self.kernel})")
+        return self
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        h, w = _require_spatial(in_shape, self.kernel, self.stride or self.kernel, self.padding, "the pooling")
+        return (in_shape[0], h, w)
+
+    def label(self) -> str:
+        return f"{self.op}pool {self.kernel}/{self.stride or self.kernel}"
+
+
+class ClassifierBlock(Block):
+    """``classifier``: global average pooling, optional dropout, and a linear layer."""
+
+    kind: Literal["classifier"]
+    classes: Annotated[int, Field(gt=0, le=1 << 20)]
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+    accepts_edges: ClassVar[bool] = False
+    emits_edges: ClassVar[bool] = False
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        return (self.classes, 1, 1)
+
+    def param_count(self, in_shape: Shape) -> int:
+        return in_shape[0] * self.classes + self.classes
+
+    def macs(self, in_shape: Shape) -> int:
+        return in_shape[0] * self.classes
+
+    def label(self) -> str:
+        return f"avgpool + fc {self.classes}"
+
+
+def kind_tag(cls: type[Block]) -> str:
+    """The ``kind`` literal of a block class."""
+    annotation = cls.model_fields["kind"].annotation
+    args = get_args(annotation)
+    if get_origin(annotation) is not Literal or len(args) != 1 or not isinstance(args[0], str):
+        raise TypeError(f"{cls.__name__}.kind must be annotated as Literal['<name>'], got {annotation!r}")
+    return args[0]
+
+
+class KindRegistry:
+    """Block kinds by name.  Registering a name twice is an error unless ``replace=True``.
+
+    Examples
+    --------
+    >>> "basic" in KINDS
+    True
+    >>> KINDS.get("basc")
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.SpecError: unknown block kind 'basc' (did you mean 'basic'?); known kinds: ...
+    """
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, type[Block]] = {}
+
+    def register(self, cls: type[Block], *, replace: bool = False) -> type[Block]:
+        if not (isinstance(cls, type) and issubclass(cls, Block)):
+            raise TypeError(f"a block kind must subclass hrgraph.Block, got {cls!r}")
+        tag = kind_tag(cls)
+        if tag in self._kinds and self._kinds[tag] is not cls and not replace:
+            raise ValueError(f"block kind '{tag}' is already registered (pass replace=True to override it)")
+        self._kinds[tag] = cls
+        return cls
+
+    def get(self, kind: Any) -> type[Block]:
+        try:
+            return self._kinds[kind]
+        except (KeyError, TypeError):
+            known = ", ".join(sorted(self._kinds))
+            raise SpecError(
+                f"unknown block kind '{kind}'{did_you_mean(str(kind), self._kinds)}; known kinds: {known}"
+            ) from None
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._kinds
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._kinds))
+
+    def classes(self) -> list[type[Block]]:
+        return [self._kinds[k] for k in sorted(self._kinds)]
+
+
+KINDS = KindRegistry()
+for _cls in (ConvBlock, PlainBlock, BasicBlock, ResNeXtBlock, BottleneckBlock, PoolBlock, ClassifierBlock):
+    KINDS.register(_cls)

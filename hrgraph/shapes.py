@@ -1,0 +1,367 @@
+"""Shape inference: the (C, H, W) of every node and the projection of every edge.
+
+Runs on the spec alone, without torch, so that a spec is validated, counted
+and drawn in milliseconds.  The projection rule is the HiResNet paper's: an
+edge whose source and target shapes differ gets average pooling (kernel =
+stride = the integer spatial ratio) where the spatial sizes differ, then a 1x1
+convolution without bias and a batch norm; an edge whose shapes match is the
+identity unless it asks for a convolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from .errors import ShapeError
+from .graph import check_graph, topological_order
+from .kinds import Shape, bn_params, conv_params
+from .spec import Edge, Spec
+
+__all__ = ["Projection", "NodeShape", "ShapePlan", "infer_shapes", "count_params", "format_count"]
+
+#: Refuse specs above this many parameters (8 GB of float32 weights) unless
+#: the caller raises the limit: a typo should fail here, not in an allocator.
+MAX_PARAMS = 2_000_000_000
+#: Refuse any single activation of one sample above this many elements.
+MAX_ACTIVATION = 1 << 31
+
+
+def format_count(n: int) -> str:
+    """Compact count: ``33.8k``, ``11.7M``.
+
+    Examples
+    --------
+    >>> format_count(33792), format_count(11689512), format_count(512)
+    ('33.8k', '11.7M', '512')
+    """
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What the compiler inserts on one long-range edge.
+
+    ``pool`` is ``None``, ``"avg"``, ``"max"`` (kernel = stride = ``pool_kernel``)
+    or ``"adaptive"`` (adaptive average pooling to the target's size); ``conv``
+    is ``None`` or ``(in_channels, out_channels)`` of the 1x1 conv + BN.
+    """
+
+    edge: Edge
+    in_shape: Shape
+    out_shape: Shape
+    pool: str | None
+    pool_kernel: tuple[int, int] | None
+    conv: tuple[int, int] | None
+    params: int
+    macs: int
+
+    @property
+    def source(self) -> str:
+        return self.edge.from_
+
+    @property
+    def target(self) -> str:
+        return self.edge.to
+
+    @property
+    def name(self) -> str:
+        return self.edge.name
+
+    @property
+    def module_name(self) -> str:
+        return self.edge.module_name
+
+    @property
+    def merge(self) -> str:
+        return self.edge.merge
+
+    @property
+    def identity(self) -> bool:
+        return self.pool is None and self.conv is None
+
+    def describe(self) -> str:
+        """One line, e.g. ``avgpool 4 -> 1x1 conv 64->512 + BN, 33.8k params``."""
+        if self.identity:
+            return "identity"
+        parts = []
+        if self.pool == "adaptive":
+            parts.append(f"adaptive avgpool {self.out_shape[1]}x{self.out_shape[2]}")
+        elif self.pool is not None:
+            kh, kw = self.pool_kernel
+            parts.append(f"{self.pool}pool {kh}" if kh == kw else f"{self.pool}pool {kh}x{kw}")
+        if self.conv is not None:
+            parts.append(f"1x1 conv {self.conv[0]}->{self.conv[1]} + BN")
+        text = " -> ".join(parts)
+        return f"{text}, {format_count(self.params)} params" if self.conv else text
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """Shapes of one node: its input, its block's output, and its output after merges."""
+
+    id: str
+    kind: str
+    label: str
+    input: str | None
+    in_shape: Shape
+    block_shape: Shape
+    out_shape: Shape
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class ShapePlan:
+    """Everything the compiler and the renderer need, computed from the spec alone."""
+
+    spec: Spec
+    graph: nx.DiGraph = field(repr=False)
+    input_shape: Shape
+    order: tuple[str, ...]
+    nodes: dict[str, NodeShape]
+    projections: dict[tuple[str, str], Projection]
+    incoming: dict[str, tuple[Projection, ...]]
+
+    @property
+    def params(self) -> int:
+        """Learnable parameters of the whole network."""
+        return sum(n.params for n in self.nodes.values()) + sum(p.params for p in self.projections.values())
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass of one sample (convolutions and linear layers)."""
+        return sum(n.macs for n in self.nodes.values()) + sum(p.macs for p in self.projections.values())
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.nodes[self.spec.nodes[-1].id].out_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``hrgraph compile --json`` prints)."""
+        return {
+            "name": self.spec.name,
+            "fingerprint": self.spec.fingerprint,
+            "input": list(self.input_shape),
+            "output": list(self.output_shape),
+            "params": self.params,
+            "macs": self.macs,
+            "nodes": [
+                {
+                    "id": n.id,
+                    "kind": n.kind,
+                    "block": n.label,
+                    "input": n.input,
+                    "in_shape": list(n.in_shape),
+                    "out_shape": list(n.out_shape),
+                    "params": n.params,
+                }
+                for n in (self.nodes[i] for i in self.order)
+            ],
+            "projections": [
+                {
+                    "edge": p.name,
+                    "from": p.source,
+                    "to": p.target,
+                    "merge": p.merge,
+                    "pool": p.pool,
+                    "pool_kernel": list(p.pool_kernel) if p.pool_kernel else None,
+                    "conv": list(p.conv) if p.conv else None,
+                    "in_shape": list(p.in_shape),
+                    "out_shape": list(p.out_shape),
+                    "params": p.params,
+                    "description": p.describe(),
+                }
+                for p in self.projections.values()
+            ],
+        }
+
+
+def _edge_error(spec: Spec, edge: Edge, message: str) -> ShapeError:
+    index = next(i for i, e in enumerate(spec.edges) if e.key == edge.key)
+    mark = spec.locate("edges", index)
+    where = {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
+    return ShapeError(message, edge=edge.name, **where)
+
+
+def plan_projection(spec: Spec, edge: Edge, src: Shape, dst: Shape) -> Projection:
+    """The projection of ``edge`` from shape ``src`` to the target block's shape ``dst``.
+
+    For a concat edge only the spatial size of ``dst`` matters.
+
+    Raises
+    ------
+    ShapeError
+        The edge would need upsampling, the spatial ratio is not an integer
+        (and the edge does not ask for adaptive pooling), or an ``identity``
+        edge joins different shapes.
+    """
+    c, h, w = src
+    tc, th, tw = dst
+    pool = kernel = None
+    if th > h or tw > w:
+        raise _edge_error(
+            spec, edge, f"source is {h}x{w} but target is {th}x{tw}: the edge would need upsampling, which hrgraph does not insert"
+        )
+    if (h, w) != (th, tw):
+        if edge.projection == "identity":
+            raise _edge_error(spec, edge, f"projection: identity, but the spatial sizes differ ({h}x{w} vs {th}x{tw})")
+        if edge.pool == "adaptive":
+            pool = "adaptive"
+        elif h % th or w % tw:
+            raise _edge_error(
+                spec,
+                edge,
+                f"spatial ratio {h}x{w} -> {th}x{tw} is not an integer; set 'pool: adaptive' on the edge "
+                "to use adaptive average pooling",
+            )
+        else:
+            pool, kernel = edge.pool, (h // th, w // tw)
+    if edge.merge == "sum":
+        out_c = tc
+        if edge.projection == "identity" and c != tc:
+            raise _edge_error(spec, edge, f"projection: identity, but the channels differ ({c} vs {tc})")
+        needs_conv = edge.projection == "conv" or c != tc
+    else:  # concat: keep the source's channels unless a conv is asked for
+        needs_conv = edge.projection == "conv"
+        out_c = (edge.channels or c) if needs_conv else c
+    conv = (c, out_c) if needs_conv else None
+    params = conv_params(c, out_c, 1) + bn_params(out_c) if conv else 0
+    return Projection(
+        edge=edge,
+        in_shape=src,
+        out_shape=(out_c, th, tw),
+        pool=pool,
+        pool_kernel=kernel,
+        conv=conv,
+        params=params,
+        macs=c * out_c * th * tw if conv else 0,
+    )
+
+
+def infer_shapes(
+    spec: Spec,
+    *,
+    input_shape: Shape | None = None,
+    max_params: int = MAX_PARAMS,
+) -> ShapePlan:
+    """Check ``spec``'s graph and infer every shape and projection.
+
+    Parameters
+    ----------
+    spec : Spec
+    input_shape : (int, int, int), optional
+        Override the spec's input ``(C, H, W)``.
+    max_params : int
+        Refuse networks with more parameters than this.
+
+    Returns
+    -------
+    ShapePlan
+
+    Raises
+    ------
+    GraphError
+        From :func:`~hrgraph.graph.check_graph`.
+    ShapeError
+        A block or an edge does not fit its input, or the network is too large.
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec
+    >>> plan = infer_shapes(load_spec("specs/hiresnet18.yaml"))
+    >>> plan.nodes["stage4"].out_shape
+    (512, 4, 4)
+    >>> plan.projections["stem", "stage4"].describe()
+    'avgpool 8 -> 1x1 conv 64->512 + BN, 33.8k params'
+    """
+    graph = check_graph(spec)
+    order = topological_order(spec, graph)
+    shape_in = tuple(input_shape) if input_shape is not None else spec.input.shape
+    nodes: dict[str, NodeShape] = {}
+    projections: dict[tuple[str, str], Projection] = {}
+    incoming: dict[str, list[Projection]] = {node_id: [] for node_id in order}
+    by_target: dict[str, list[Edge]] = {node_id: [] for node_id in order}
+    for edge in spec.edges:
+        by_target[edge.to].append(edge)
+    total = 0
+    for node_id in order:
+        position = spec.node_index[node_id]
+        block = spec.nodes[position]
+        source = spec.main_input(position)
+        in_shape = shape_in if source is None else nodes[source].out_shape
+        where = _node_where(spec, position)
+        try:
+            block_shape = tuple(block.out_shape(in_shape))
+            params = block.param_count(in_shape)
+            macs = block.macs(in_shape)
+        except ShapeError as err:
+            raise ShapeError(err.message, node=node_id, **where) from None
+        out_c = block_shape[0]
+        for edge in by_target[node_id]:
+            projection = plan_projection(spec, edge, nodes[edge.from_].out_shape, block_shape)
+            projections[edge.key] = projection
+            incoming[node_id].append(projection)
+            if edge.merge == "concat":
+                out_c += projection.out_shape[0]
+            total += projection.params
+        out_shape = (out_c, block_shape[1], block_shape[2])
+        total += params
+        if total > max_params:
+            raise ShapeError(
+                f"the network would have over {format_count(total)} parameters ({total * 4 / 2**30:.1f} GiB of "
+                f"float32 weights) by this node, above the limit of {format_count(max_params)}; "
+                "raise max_params if this is intended",
+                node=node_id,
+                **where,
+            )
+        if out_shape[0] * out_shape[1] * out_shape[2] > MAX_ACTIVATION:
+            raise ShapeError(
+                f"output {out_shape[0]}x{out_shape[1]}x{out_shape[2]} has over 2^31 elements per sample",
+                node=node_id,
+                **where,
+            )
+        nodes[node_id] = NodeShape(
+            id=node_id,
+            kind=block.kind,
+            label=block.label(),
+            input=source,
+            in_shape=in_shape,
+            block_shape=block_shape,
+            out_shape=out_shape,
+            params=params,
+            macs=macs,
+        )
+    # Order projections as the spec lists its edges.
+    projections = {e.key: projections[e.key] for e in spec.edges}
+    return ShapePlan(
+        spec=spec,
+        graph=graph,
+        input_shape=shape_in,
+        order=tuple(order),
+        nodes=nodes,
+        projections=projections,
+        incoming={k: tuple(v) for k, v in incoming.items()},
+    )
+
+
+def _node_where(spec: Spec, position: int) -> dict[str, Any]:
+    mark = spec.locate("nodes", position)
+    return {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
+
+
+def count_params(spec: Spec, *, input_shape: Shape | None = None) -> int:
+    """Parameters of the compiled network, from shapes alone (no module is built).
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec
+    >>> count_params(load_spec("specs/resnet18-imagenet.yaml"))
+    11689512
+    """
+    return infer_shapes(spec, input_shape=input_shape).params

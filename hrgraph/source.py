@@ -1,0 +1,228 @@
+"""Safe YAML loading that remembers where every key and item came from.
+
+``yaml.safe_load`` throws positions away; error messages need them.  We compose
+the YAML node tree with PyYAML's safe loader and build plain Python data from
+it ourselves, as :class:`LDict` and :class:`LList` (a dict and a list that carry
+the :class:`Mark` of each key or item).  Nothing here constructs arbitrary
+Python objects or imports code: only YAML's core scalar types are produced.
+
+A loss-free position tree lets :func:`locate` map a pydantic error ``loc`` such
+as ``("nodes", 2, "basic", "channels")`` back to a file, line and column, falling
+back to the closest enclosing key that exists (the approach Dagster takes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+from .errors import SpecError
+
+__all__ = ["Mark", "LDict", "LList", "parse_yaml", "read_yaml", "locate", "strip"]
+
+#: At most this many YAML nodes in one document: stops alias bombs
+#: ("billion laughs") and self-referencing documents before they eat memory.
+MAX_YAML_NODES = 200_000
+
+
+class Mark(NamedTuple):
+    """A 1-based position in a file (``path`` is ``None`` for text or dicts)."""
+
+    path: str | None
+    line: int
+    column: int
+
+
+class LDict(dict):
+    """A dict that knows the :class:`Mark` of each key (``marks``) and of itself (``mark``)."""
+
+    __slots__ = ("marks", "mark")
+
+    def __init__(self, *args, mark: Mark | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.marks: dict[str, Mark] = {}
+        self.mark = mark
+
+
+class LList(list):
+    """A list that knows the :class:`Mark` of each item (``marks``) and of itself (``mark``)."""
+
+    __slots__ = ("marks", "mark")
+
+    def __init__(self, *args, mark: Mark | None = None) -> None:
+        super().__init__(*args)
+        self.marks: list[Mark | None] = [None] * len(self)
+        self.mark = mark
+
+
+def _mark(node: yaml.Node, path: str | None) -> Mark:
+    return Mark(path, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _yaml_error(err: yaml.YAMLError, path: str | None) -> SpecError:
+    problem_mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    message = f"invalid YAML: {context + ', ' if context else ''}{problem}"
+    if problem_mark is None:
+        return SpecError(message, path=path)
+    return SpecError(message, path=path, line=problem_mark.line + 1, column=problem_mark.column + 1)
+
+
+def parse_yaml(text: str, path: str | None = None) -> Any:
+    """Parse one YAML document into :class:`LDict`/:class:`LList`/scalars.
+
+    Parameters
+    ----------
+    text : str
+        The YAML source.
+    path : str, optional
+        The file it came from, for positions and error messages.
+
+    Returns
+    -------
+    object
+        The document; mapping keys are always strings (the key's literal text).
+
+    Raises
+    ------
+    SpecError
+        Invalid YAML, several documents, duplicate keys, non-scalar keys, tags
+        outside YAML's core schema, or a document too large to be a spec.
+
+    Examples
+    --------
+    >>> data = parse_yaml("a: 1\\nb: [x, y]\\n", "net.yaml")
+    >>> data["b"], data.marks["b"].line
+    (['x', 'y'], 2)
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as err:
+        raise _yaml_error(err, path) from err
+    finally:
+        loader.dispose()
+    if root is None:
+        raise SpecError("the spec is empty", path=path, line=1, column=1)
+    budget = [MAX_YAML_NODES]
+    return _construct(loader, root, path, budget)
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        mark = _mark(node, path)
+        raise SpecError(
+            f"the document has more than {MAX_YAML_NODES} YAML nodes (aliases expanded); "
+            "a spec this large is refused",
+            path=path,
+            line=mark.line,
+            column=mark.column,
+        )
+    if isinstance(node, yaml.MappingNode):
+        try:
+            loader.flatten_mapping(node)  # expands YAML merge keys (<<)
+        except yaml.YAMLError as err:
+            raise _yaml_error(err, path) from err
+        out = LDict(mark=_mark(node, path))
+        for key_node, value_node in node.value:
+            kmark = _mark(key_node, path)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError("mapping keys must be plain words", path=path, line=kmark.line, column=kmark.column)
+            key = str(key_node.value)
+            if key in out:
+                first = out.marks[key]
+                raise SpecError(
+                    f"duplicate key '{key}' (first given at line {first.line})",
+                    path=path,
+                    line=kmark.line,
+                    column=kmark.column,
+                )
+            out[key] = _construct(loader, value_node, path, budget)
+            out.marks[key] = kmark
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = [_construct(loader, item, path, budget) for item in node.value]
+        out = LList(items, mark=_mark(node, path))
+        out.marks = [_mark(item, path) for item in node.value]
+        return out
+    try:
+        value = loader.construct_object(node, deep=True)
+    except yaml.YAMLError as err:
+        raise _yaml_error(err, path) from err
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        mark = _mark(node, path)
+        raise SpecError(
+            f"unsupported YAML value {node.value!r} (tag {node.tag}); use a string, number, boolean or null",
+            path=path,
+            line=mark.line,
+            column=mark.column,
+        )
+    return value
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read and parse a YAML file; see :func:`parse_yaml`.
+
+    Raises
+    ------
+    SpecError
+        The file cannot be read or decoded, or :func:`parse_yaml` fails.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise SpecError("no such spec file", path=name) from err
+    except IsADirectoryError as err:
+        raise SpecError("is a directory, not a spec file", path=name) from err
+    except UnicodeDecodeError as err:
+        raise SpecError(f"not UTF-8 text ({err.reason} at byte {err.start})", path=name) from err
+    except OSError as err:
+        raise SpecError(f"cannot read: {err.strerror}", path=name) from err
+    return parse_yaml(text, name)
+
+
+def locate(data: Any, loc: Sequence[Any]) -> tuple[Mark | None, int]:
+    """Find the position of ``loc`` in ``data``, or of the closest enclosing item.
+
+    Elements of ``loc`` that do not exist (pydantic adds union tags such as the
+    block kind) are skipped.
+
+    Returns
+    -------
+    (Mark or None, int)
+        The position and how many elements of ``loc`` were resolved.
+
+    Examples
+    --------
+    >>> data = parse_yaml("nodes:\\n  - id: a\\n    kind: conv\\n", "n.yaml")
+    >>> locate(data, ("nodes", 0, "conv", "kind"))[0]
+    Mark(path='n.yaml', line=3, column=5)
+    """
+    mark = getattr(data, "mark", None)
+    current = data
+    used = 0
+    for i, key in enumerate(loc):
+        if isinstance(current, LDict) and isinstance(key, str) and key in current:
+            mark = current.marks.get(key, mark)
+            current = current[key]
+            used = i + 1
+        elif isinstance(current, LList) and isinstance(key, int) and 0 <= key < len(current):
+            mark = current.marks[key] or mark
+            current = current[key]
+            used = i + 1
+    return mark, used
+
+
+def strip(data: Any) -> Any:
+    """Return ``data`` as plain dicts and lists (for dumping or hashing)."""
+    if isinstance(data, dict):
+        return {k: strip(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [strip(v) for v in data]
+    return data

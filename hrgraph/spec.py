@@ -1,0 +1,665 @@
+"""The spec language: pydantic models of a network spec, and loading it from YAML.
+
+A spec is a list of nodes (blocks, each with a stable id and a kind) forming
+the main path, plus long-range ``edges`` (hierarchical residuals).  Loading
+keeps the file, line and column of every key, so that each validation error
+names its place::
+
+    specs/net.yaml:14:7: node stage2: channels: Input should be greater than 0
+
+``extends: parent.yaml`` derives a spec from another; see :func:`load_spec`
+and ``docs/spec.md`` for the override rules.  No torch here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SerializationInfo,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from .errors import SpecError, did_you_mean
+from .kinds import KINDS, MAX_CHANNELS, Block, NodeId, Shape, kind_tag
+from .source import LDict, LList, Mark, locate, parse_yaml, read_yaml, strip
+
+__all__ = ["InputShape", "Residuals", "Edge", "Spec", "load_spec", "spec_json_schema", "parse_edge_ref"]
+
+FORMAT_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputShape(_Frozen):
+    """The shape of one input sample."""
+
+    channels: Annotated[int, Field(gt=0, le=MAX_CHANNELS)]
+    height: Annotated[int, Field(gt=0, le=1 << 15)]
+    width: Annotated[int, Field(gt=0, le=1 << 15)]
+
+    @property
+    def shape(self) -> Shape:
+        return (self.channels, self.height, self.width)
+
+
+class Residuals(_Frozen):
+    """Where long-range edges enter their target and what follows the sum.
+
+    The default is the HiResNet paper's Eq. 2 as written,
+    ``y_i = F_i(y_{i-1}) + sum_j P_{j->i}(y_j)``: the projections are added to
+    the block's output (after its final ReLU) and nothing follows.
+    ``entry: pre_activation`` adds them before the block's final ReLU instead,
+    as a ResNet adds its own shortcut; ``activation: relu`` applies a ReLU after
+    an ``output`` sum.
+    """
+
+    entry: Literal["output", "pre_activation"] = "output"
+    activation: Literal["none", "relu"] = "none"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Residuals":
+        if self.entry == "pre_activation" and self.activation != "none":
+            raise ValueError("activation applies to 'output' entry only; pre_activation already ends in the block's ReLU")
+        return self
+
+
+class Edge(_Frozen):
+    """A long-range edge ``from -> to``: the source's output, projected, merged into the target's.
+
+    ``projection``: ``auto`` inserts average pooling where the spatial sizes
+    differ and a 1x1 conv + BN where the shapes differ (identity otherwise);
+    ``identity`` demands matching shapes; ``conv`` always inserts the 1x1 conv + BN.
+    ``merge``: ``sum`` adds to the target's output; ``concat`` appends the
+    projected source as extra channels (DenseNet-style), widening the target.
+    ``pool``: ``avg`` (kernel = stride = the integer ratio), ``max``, or
+    ``adaptive`` (adaptive average pooling, which allows non-integer ratios).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: NodeId = Field(alias="from", description="Source node id.")
+    to: NodeId = Field(description="Target node id.")
+    projection: Literal["auto", "identity", "conv"] = "auto"
+    merge: Literal["sum", "concat"] = "sum"
+    pool: Literal["avg", "max", "adaptive"] = "avg"
+    channels: Annotated[int, Field(gt=0, le=MAX_CHANNELS)] | None = Field(
+        default=None, description="Output channels of a concat edge's 1x1 conv (default: the source's)."
+    )
+
+    @model_validator(mode="after")
+    def _channels_only_for_concat_conv(self) -> "Edge":
+        if self.channels is not None and not (self.merge == "concat" and self.projection == "conv"):
+            raise ValueError("channels applies only to edges with merge: concat and projection: conv")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.from_, self.to)
+
+    @property
+    def name(self) -> str:
+        """``"from->to"``, as error messages and diagrams show it."""
+        return f"{self.from_}->{self.to}"
+
+    @property
+    def module_name(self) -> str:
+        """The edge's key in ``model.projections`` (and its state_dict prefix)."""
+        return f"{self.from_}__{self.to}"
+
+
+def parse_edge_ref(ref: str) -> tuple[str, str]:
+    """Parse ``"from:to"`` or ``"from->to"`` into a pair of node ids.
+
+    Examples
+    --------
+    >>> parse_edge_ref("stem:stage4")
+    ('stem', 'stage4')
+    >>> parse_edge_ref("stem->stage4")
+    ('stem', 'stage4')
+    """
+    text = str(ref).strip()
+    for sep in ("->", ":"):
+        if sep in text:
+            src, _, dst = text.partition(sep)
+            src, dst = src.strip(), dst.strip()
+            if src and dst:
+                return src, dst
+    raise ValueError(f"edge reference {ref!r} is not of the form 'from:to'")
+
+
+def _validate_node(value: Any) -> Block:
+    # Dispatch on "kind" through the registry, so that kinds registered at run
+    # time (hrgraph.register_block) validate like the built-in ones and an
+    # unknown kind gives one precise error instead of one per union member.
+    if isinstance(value, Block):
+        return value
+    if not isinstance(value, Mapping):
+        raise PydanticCustomError("node_type", "each node must be a mapping with an id and a kind")
+    if "kind" not in value:
+        raise ValidationError.from_exception_data(
+            "Node", [InitErrorDetails(type="missing", loc=("kind",), input=value)]
+        )
+    kind = value["kind"]
+    if kind not in KINDS:
+        known = ", ".join(KINDS)
+        message = f"unknown block kind '{kind}'{did_you_mean(str(kind), KINDS)}; known kinds: {known}"
+        raise ValidationError.from_exception_data(
+            "Node",
+            [InitErrorDetails(type=PydanticCustomError("unknown_kind", message), loc=("kind",), input=kind)],
+        )
+    return KINDS.get(kind).model_validate(value)
+
+
+def _dump_node(node: Block, info: SerializationInfo) -> dict[str, Any]:
+    # Serialise with the node's own class (the field is typed as the base Block).
+    return node.model_dump(
+        mode=info.mode, by_alias=info.by_alias, exclude_defaults=info.exclude_defaults, exclude_none=info.exclude_none
+    )
+
+
+Node = Annotated[Block, PlainValidator(_validate_node), PlainSerializer(_dump_node)]
+
+
+class Spec(_Frozen):
+    """A resolved network spec: input shape, nodes (the main path) and long-range edges.
+
+    Build one with :func:`load_spec`.  Specs are immutable; derive new ones with
+    :meth:`replace` or the ablation and matching functions.
+    """
+
+    version: Literal[1] = Field(default=FORMAT_VERSION, description="Spec format version.")
+    name: str = ""
+    description: str = ""
+    input: InputShape
+    residuals: Residuals = Residuals()
+    zero_init_residual: bool = Field(
+        default=False, description="Zero-init the last BN of each residual unit (and of each projection)."
+    )
+    imports: list[str] = Field(
+        default_factory=list,
+        description="Python modules to import (they register block kinds); honoured only when the caller allows it.",
+    )
+    nodes: list[Node] = Field(min_length=1)
+    edges: list[Edge] = Field(default_factory=list)
+
+    _path: str | None = PrivateAttr(default=None)
+    _data: Any = PrivateAttr(default=None)
+
+    # -- lookups -------------------------------------------------------------
+
+    @cached_property
+    def node_index(self) -> dict[str, int]:
+        """Position of each node id in ``nodes`` (the first, if ids repeat)."""
+        index: dict[str, int] = {}
+        for i, node in enumerate(self.nodes):
+            index.setdefault(node.id, i)
+        return index
+
+    def node(self, node_id: str) -> Block:
+        return self.nodes[self.node_index[node_id]]
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [n.id for n in self.nodes]
+
+    def main_input(self, position: int) -> str | None:
+        """Id of the node feeding ``nodes[position]`` (``None``: the network input)."""
+        node = self.nodes[position]
+        if node.input is not None:
+            return node.input
+        return self.nodes[position - 1].id if position > 0 else None
+
+    @property
+    def path(self) -> str | None:
+        """The file this spec was loaded from, if any."""
+        return self._path
+
+    def locate(self, *loc: Any) -> Mark | None:
+        """Source position of ``loc`` (e.g. ``("edges", 3, "to")``), or the closest enclosing one."""
+        if self._data is None:
+            return None
+        return locate(self._data, loc)[0]
+
+    # -- serialisation -------------------------------------------------------
+
+    def to_dict(self, *, minimal: bool = True) -> dict[str, Any]:
+        """The spec as plain data; ``minimal`` leaves out fields at their defaults."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=minimal)
+        data.pop("version", None)
+        return {"version": self.version, **data}
+
+    def to_yaml(self) -> str:
+        """The resolved spec as YAML (no ``extends``), loadable by :func:`load_spec`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of the resolved spec (all fields, defaults included)."""
+        canonical = json.dumps(self.to_dict(minimal=False), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> "Spec":
+        """A new validated spec with some top-level fields changed.
+
+        Examples
+        --------
+        >>> spec = load_spec("specs/resnet18.yaml")
+        >>> len(spec.replace(edges=[]).edges)
+        0
+        """
+        data = self.model_dump(by_alias=True, exclude={"nodes", "edges"})
+        data["nodes"] = changes.pop("nodes", list(self.nodes))
+        data["edges"] = changes.pop("edges", list(self.edges))
+        data.update(changes)
+        return _validate(data, None, None)
+
+
+# -- errors ------------------------------------------------------------------
+
+_TOP_LEVEL_ONLY_IN_FILES = ("extends", "remove_edges")
+
+
+def _fields_of(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_at(data: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (for did-you-mean)."""
+    if not loc:
+        return Spec
+    head, rest = loc[0], loc[1:]
+    if head == "input" and not rest:
+        return InputShape
+    if head == "residuals" and not rest:
+        return Residuals
+    if head == "edges" and len(rest) == 1:
+        return Edge
+    if head == "nodes" and rest:
+        item = data.get("nodes")[rest[0]] if isinstance(data, Mapping) else None
+        if isinstance(item, Mapping) and item.get("kind") in KINDS:
+            return KINDS.get(item["kind"])
+    return None
+
+
+def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> SpecError:
+    loc = tuple(err["loc"])
+    mark, used = locate(data, loc) if data is not None else (None, 0)
+    resolved = loc[:used] if data is not None else loc
+    node = edge = None
+    rel: tuple[Any, ...] = resolved
+    if len(loc) >= 2 and loc[0] in ("nodes", "edges") and isinstance(loc[1], int):
+        item = None
+        try:
+            item = data[loc[0]][loc[1]]
+        except (TypeError, KeyError, IndexError):
+            pass
+        if isinstance(item, Mapping):
+            if loc[0] == "nodes" and isinstance(item.get("id"), str):
+                node = item["id"]
+            if loc[0] == "edges" and isinstance(item.get("from"), str) and isinstance(item.get("to"), str):
+                edge = f"{item['from']}->{item['to']}"
+        if node or edge:
+            rel = tuple(k for k in loc[2:] if not (data is not None and k not in _keys_on_path(data, loc)))
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        parent = loc[:-1]
+        model = _model_at(data if data is not None else {}, parent)
+        extra = ""
+        if model is not None:
+            allowed = _fields_of(model)
+            if model is Spec:
+                allowed += list(_TOP_LEVEL_ONLY_IN_FILES)
+            extra = did_you_mean(str(loc[-1]), allowed)
+        msg = f"unknown key '{loc[-1]}'{extra}"
+        rel = rel[:-1]
+    where = ".".join(str(k) for k in rel)
+    message = f"{where}: {msg}" if where else msg
+    return SpecError(
+        message,
+        path=mark.path if mark else path,
+        line=mark.line if mark else None,
+        column=mark.column if mark else None,
+        node=node,
+        edge=edge,
+    )
+
+
+def _keys_on_path(data: Any, loc: Sequence[Any]) -> set[Any]:
+    """The loc elements that really exist in ``data`` (not union tags)."""
+    found, current = set(), data
+    for key in loc:
+        if isinstance(current, Mapping) and key in current:
+            found.add(key)
+            current = current[key]
+        elif isinstance(current, list) and isinstance(key, int) and 0 <= key < len(current):
+            found.add(key)
+            current = current[key]
+    return found
+
+
+def _validate(data: Any, path: str | None, raw: Any) -> Spec:
+    if not isinstance(data, Mapping):
+        mark = getattr(data, "mark", None)
+        raise SpecError(
+            "a spec must be a mapping with 'input' and 'nodes'",
+            path=path,
+            line=mark.line if mark else None,
+            column=mark.column if mark else None,
+        )
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        errors = [_error_from_pydantic(raw, path, e) for e in exc.errors()]
+        first = errors[0]
+        first.others = errors[1:]
+        raise first from None
+    spec._path = path
+    spec._data = raw
+    return spec
+
+
+# -- extends -------------------------------------------------------------------
+
+
+def _err(message: str, mark: Mark | None, path: str | None = None, **kw: Any) -> SpecError:
+    if mark is None:
+        return SpecError(message, path=path, **kw)
+    return SpecError(message, path=mark.path or path, line=mark.line, column=mark.column, **kw)
+
+
+def _edge_pair(item: Any) -> tuple[Any, Any] | None:
+    if isinstance(item, Mapping):
+        return (item.get("from"), item.get("to"))
+    return None
+
+
+def _resolve_extends(data: Any, path: str | None, base_dir: Path, chain: tuple[str, ...]) -> Any:
+    if not isinstance(data, LDict):
+        return data
+    if "extends" not in data:
+        if "remove_edges" in data:
+            raise _err("remove_edges needs extends: it removes edges of the parent spec", data.marks["remove_edges"], path)
+        return data
+    ref = data["extends"]
+    if not isinstance(ref, str) or not ref.strip():
+        raise _err("extends must be the path of another spec file", data.marks["extends"], path)
+    parent_path = (base_dir / ref).resolve()
+    if str(parent_path) in chain:
+        cycle = " -> ".join([Path(c).name for c in chain] + [parent_path.name])
+        raise _err(f"extends forms a cycle: {cycle}", data.marks["extends"], path)
+    if not parent_path.is_file():
+        raise _err(f"extends: no such spec file '{ref}' (looked in {base_dir})", data.marks["extends"], path)
+    parent_name = _display_path(parent_path)
+    parent = read_yaml(parent_name)
+    if not isinstance(parent, LDict):
+        raise _err("the parent spec is not a mapping", getattr(parent, "mark", None), parent_name)
+    parent = _resolve_extends(parent, parent_name, parent_path.parent, chain + (str(parent_path),))
+
+    merged = LDict(parent, mark=data.mark)
+    merged.marks = dict(parent.marks)
+    merged.pop("extends", None)
+    for key, value in data.items():
+        if key in ("extends", "remove_edges", "nodes", "edges"):
+            continue
+        merged[key] = value  # every other key replaces the parent's wholesale
+        merged.marks[key] = data.marks[key]
+    if "nodes" in data:
+        merged["nodes"] = _merge_nodes(parent.get("nodes"), data["nodes"], data.marks["nodes"], path)
+        merged.marks.setdefault("nodes", data.marks["nodes"])
+    edges = parent.get("edges")
+    if "remove_edges" in data:
+        edges = _remove_edges(edges, data["remove_edges"], data.marks["remove_edges"], path)
+    if "edges" in data:
+        edges = _add_edges(edges, data["edges"], data.marks["edges"], path)
+        merged.marks.setdefault("edges", data.marks["edges"])
+    if edges is not None:
+        merged["edges"] = edges
+    return merged
+
+
+def _merge_nodes(parent_nodes: Any, child_nodes: Any, mark: Mark, path: str | None) -> Any:
+    """Replace nodes by id; insert new ids after the child node listed before them."""
+    if not isinstance(child_nodes, LList):
+        raise _err("nodes must be a list", mark, path)
+    if not isinstance(parent_nodes, LList):
+        return child_nodes
+    out = LList(parent_nodes, mark=parent_nodes.mark)
+    out.marks = list(parent_nodes.marks)
+    ids = [n.get("id") if isinstance(n, Mapping) else None for n in out]
+    anchor = -1  # insert position follows the last node the child named
+    for item, item_mark in zip(child_nodes, child_nodes.marks):
+        node_id = item.get("id") if isinstance(item, Mapping) else None
+        if not isinstance(node_id, str):
+            raise _err("a node in a spec that extends another needs an id", item_mark, path)
+        if node_id in ids:
+            anchor = ids.index(node_id)
+            out[anchor], out.marks[anchor] = item, item_mark
+        else:
+            anchor += 1
+            out.insert(anchor, item)
+            out.marks.insert(anchor, item_mark)
+            ids.insert(anchor, node_id)
+    return out
+
+
+def _remove_edges(edges: Any, refs: Any, mark: Mark, path: str | None) -> Any:
+    if not isinstance(refs, LList):
+        raise _err("remove_edges must be a list of 'from:to' strings", mark, path)
+    edges = edges if isinstance(edges, LList) else LList([], mark=mark)
+    pairs = [_edge_pair(e) for e in edges]
+    drop = set()
+    for ref, ref_mark in zip(refs, refs.marks):
+        try:
+            pair = parse_edge_ref(ref)
+        except ValueError as err:
+            raise _err(str(err), ref_mark, path) from None
+        if pair not in pairs:
+            existing = ", ".join(f"{a}:{b}" for a, b in pairs if a and b) or "none"
+            raise _err(
+                f"remove_edges: the parent has no edge {pair[0]}:{pair[1]}; its edges: {existing}",
+                ref_mark,
+                path,
+                edge=f"{pair[0]}->{pair[1]}",
+            )
+        drop.add(pairs.index(pair))
+    out = LList([e for i, e in enumerate(edges) if i not in drop], mark=edges.mark)
+    out.marks = [m for i, m in enumerate(edges.marks) if i not in drop]
+    return out
+
+
+def _add_edges(edges: Any, new: Any, mark: Mark, path: str | None) -> Any:
+    """Child edges replace parent edges with the same ends, others are appended."""
+    if not isinstance(new, LList):
+        raise _err("edges must be a list", mark, path)
+    if not isinstance(edges, LList):
+        return new
+    out = LList(edges, mark=edges.mark)
+    out.marks = list(edges.marks)
+    pairs = [_edge_pair(e) for e in out]
+    for item, item_mark in zip(new, new.marks):
+        pair = _edge_pair(item)
+        if pair is not None and pair in pairs:
+            i = pairs.index(pair)
+            out[i], out.marks[i] = item, item_mark
+        else:
+            out.append(item)
+            out.marks.append(item_mark)
+            pairs.append(pair)
+    return out
+
+
+def _display_path(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+# -- loading -------------------------------------------------------------------
+
+
+def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
+    if not isinstance(data, Mapping) or not data.get("imports"):
+        return
+    modules = data["imports"]
+    mark = data.marks.get("imports") if isinstance(data, LDict) else None
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise _err("imports must be a list of module names", mark, path)
+    if not allow_imports:
+        raise _err(
+            f"this spec imports Python code ({', '.join(modules)}); run it only if you trust it, "
+            "with --allow-imports (CLI) or allow_imports=True (API)",
+            mark,
+            path,
+        )
+    for i, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # any failure of user code is a spec problem here
+            item_mark = modules.marks[i] if isinstance(modules, LList) else mark
+            raise _err(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
+
+
+def _looks_like_path(text: str) -> bool:
+    return "\n" not in text and (text.endswith((".yaml", ".yml")) or Path(text).is_file())
+
+
+def load_spec(
+    source: "str | Path | Mapping[str, Any] | Spec",
+    *,
+    allow_imports: bool = False,
+    base_dir: str | Path | None = None,
+) -> Spec:
+    """Load and validate a spec from a file, YAML text or a dict.
+
+    Parameters
+    ----------
+    source : str, Path, dict or Spec
+        A path to a ``.yaml`` file, YAML text, or already parsed data.  A
+        :class:`Spec` is returned as is.
+    allow_imports : bool
+        Import the modules a spec lists under ``imports`` (running their code,
+        which may register block kinds).  Off by default: a spec alone never runs code.
+    base_dir : str or Path, optional
+        Where ``extends`` paths are resolved for text and dicts (default: the
+        current directory; for files, the file's directory).
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        Unreadable file, invalid YAML, or data that does not match the schema;
+        the error names the file, line, column and node or edge.
+
+    Examples
+    --------
+    >>> spec = load_spec('''
+    ... input: {channels: 3, height: 32, width: 32}
+    ... nodes:
+    ...   - {id: stem, kind: conv, channels: 16}
+    ...   - {id: head, kind: classifier, classes: 10}
+    ... ''')
+    >>> [n.id for n in spec.nodes]
+    ['stem', 'head']
+    >>> load_spec({"input": {"channels": 3, "height": 8, "width": 8}, "nodes": []})
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.SpecError: nodes: List should have at least 1 item after validation, not 0
+    """
+    if isinstance(source, Spec):
+        return source
+    path: str | None = None
+    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
+        path = str(source)
+        data = read_yaml(path)
+        directory = Path(path).resolve().parent
+        chain: tuple[str, ...] = (str(Path(path).resolve()),)
+    elif isinstance(source, str):
+        data = parse_yaml(source, None)
+        directory = Path(base_dir) if base_dir is not None else Path.cwd()
+        chain = ()
+    elif isinstance(source, Mapping):
+        data = _to_located(source)
+        directory = Path(base_dir) if base_dir is not None else Path.cwd()
+        chain = ()
+    else:
+        raise TypeError(f"load_spec takes a path, YAML text or a mapping, not {type(source).__name__}")
+    data = _resolve_extends(data, path, directory, chain)
+    _run_imports(data, path, allow_imports)
+    return _validate(data, path, data)
+
+
+def _to_located(value: Any) -> Any:
+    """Wrap plain data as LDict/LList without marks, so extends and errors work alike."""
+    if isinstance(value, Mapping):
+        out = LDict({str(k): _to_located(v) for k, v in value.items()})
+        return out
+    if isinstance(value, (list, tuple)):
+        return LList([_to_located(v) for v in value])
+    return value
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON Schema of a spec file, for editors (covers every registered block kind).
+
+    Examples
+    --------
+    >>> schema = spec_json_schema()
+    >>> sorted(schema["$defs"]["Node"]["discriminator"]["mapping"])[:3]
+    ['basic', 'bottleneck', 'classifier']
+    """
+    classes = KINDS.classes()
+    defs: dict[str, Any] = {}
+    refs = []
+    mapping = {}
+    for cls in classes:
+        sub = cls.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        defs[cls.__name__] = sub
+        ref = f"#/$defs/{cls.__name__}"
+        refs.append({"$ref": ref})
+        mapping[kind_tag(cls)] = ref
+    node_schema = {"oneOf": refs, "discriminator": {"propertyName": "kind", "mapping": mapping}}
+    schema = Spec.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(schema.pop("$defs", {}))
+    defs["Node"] = node_schema
+    schema["properties"]["nodes"]["items"] = {"$ref": "#/$defs/Node"}
+    schema["properties"]["extends"] = {
+        "type": "string",
+        "description": "Path of a parent spec; nodes given here replace the parent's by id, edges are added.",
+    }
+    schema["properties"]["remove_edges"] = {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^\\s*[A-Za-z_][A-Za-z0-9_]*\\s*(:|->)\\s*[A-Za-z_][A-Za-z0-9_]*\\s*$"},
+        "description": "Edges of the parent to drop, as 'from:to'.",
+    }
+    required = schema.pop("required", [])
+    schema["if"] = {"required": ["extends"]}
+    schema["then"] = {}
+    schema["else"] = {"required": required}
+    schema["$defs"] = defs
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hrgraph spec"
+    return schema
+
