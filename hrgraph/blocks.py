@@ -8,8 +8,9 @@ renaming prefixes only.  Each unit owns ``zero_init_last()``; the compiler calls
 it on every module that has it (timm's way), so new block kinds are not skipped.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations" here: doctest examples inherit the
+# module's future flags, and a block class defined in one needs its Literal
+# annotation evaluated, not left as a string.
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any

@@ -33,7 +33,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     Examples
     --------
     >>> did_you_mean("stage9", ["stem", "stage1", "stage4"])
-    " (did you mean 'stage1'?)"
+    " (did you mean 'stage4'?)"
     >>> did_you_mean("zzz", ["stem"])
     ''
     """
