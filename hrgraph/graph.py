@@ -146,7 +146,8 @@ def _check_acyclic(spec: Spec, graph: nx.DiGraph) -> None:
     if at is not None:
         edge = at["residual"]
         raise CycleError(f"cycle {text}", cycle=names, edge=edge.name, **_where(spec, "edges", at["edge_index"]))
-    node = names[0]
+    # A cycle of main-path links only is closed by some node's explicit input:.
+    node = next((v for _, v in cycle if spec.node(v).input is not None), names[0])
     raise CycleError(f"cycle {text}", cycle=names, node=node, **_where(spec, "nodes", spec.node_index[node], "input"))
 
 

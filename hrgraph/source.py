@@ -58,15 +58,29 @@ class LList(list):
         self.mark = mark
 
 
+_CORE = "tag:yaml.org,2002:"
+#: Tags a spec may use.  Timestamps and binary are built, then refused with a
+#: hint to quote them; anything else (!!python/..., !!set, !!omap) is refused outright.
+_TAGS = {
+    yaml.MappingNode: {_CORE + "map"},
+    yaml.SequenceNode: {_CORE + "seq"},
+    yaml.ScalarNode: {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")},
+}
+
+
 def _mark(node: yaml.Node, path: str | None) -> Mark:
     return Mark(path, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _yaml_error(err: yaml.YAMLError, path: str | None) -> SpecError:
-    problem_mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    context_mark = getattr(err, "context_mark", None)
+    problem_mark = getattr(err, "problem_mark", None) or context_mark
     problem = getattr(err, "problem", None) or str(err)
     context = getattr(err, "context", None)
     message = f"invalid YAML: {context + ', ' if context else ''}{problem}"
+    if context_mark is not None and problem_mark is not None and context_mark.line != problem_mark.line:
+        # An unclosed bracket is reported where parsing gave up; say where it opened.
+        message += f" (opened at line {context_mark.line + 1})"
     if problem_mark is None:
         return SpecError(message, path=path)
     return SpecError(message, path=path, line=problem_mark.line + 1, column=problem_mark.column + 1)
@@ -119,6 +133,17 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budge
         raise SpecError(
             f"the document has more than {MAX_YAML_NODES} YAML nodes (aliases expanded); "
             "a spec this large is refused",
+            path=path,
+            line=mark.line,
+            column=mark.column,
+        )
+    if node.tag not in _TAGS[type(node)]:
+        # Checked here, not left to the constructor: on a mapping or a list an
+        # explicit tag would otherwise be dropped silently.
+        mark = _mark(node, path)
+        tag = node.tag.replace(_CORE, "!!")
+        raise SpecError(
+            f"unsupported YAML tag {tag}; a spec holds only plain mappings, lists, strings, numbers, booleans and nulls",
             path=path,
             line=mark.line,
             column=mark.column,

@@ -319,6 +319,10 @@ def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> Sp
         if node or edge:
             rel = tuple(k for k in loc[2:] if not (data is not None and k not in _keys_on_path(data, loc)))
     msg = err["msg"]
+    if err["type"] == "missing" and loc:
+        msg = f"missing required key '{loc[-1]}'"
+    elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+        msg = str(err["ctx"]["error"])  # our own validators' text, without pydantic's "Value error, "
     if err["type"] == "extra_forbidden":
         parent = loc[:-1]
         model = _model_at(data if data is not None else {}, parent)
@@ -367,7 +371,9 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        errors = [_error_from_pydantic(raw, path, e) for e in exc.errors()]
+        # A misspelt key is both unknown and missing; its did-you-mean is the more useful message.
+        details = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        errors = [_error_from_pydantic(raw, path, e) for e in details]
         first = errors[0]
         first.others = errors[1:]
         raise first from None
