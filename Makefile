@@ -1,7 +1,7 @@
 # `make demo` and `make test` each do all the set-up first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo test test-fast specs
 
 setup:
 	@bash scripts/setup.sh
@@ -14,3 +14,15 @@ test: setup
 
 test-fast: setup
 	$(PYTHON) -m pytest -q -m "not slow"
+
+# Regenerate the derived specs (Adjusted baselines, Table 2 ablations) and
+# docs/zoo.md; tests/test_zoo.py replays these lines and fails if a committed
+# file differs from what they produce.
+specs:
+	hrgraph match specs/plain18.yaml --to specs/hiplain18.yaml -o specs/plain18-adjusted.yaml
+	hrgraph match specs/resnet18.yaml --to specs/hiresnet18.yaml -o specs/resnet18-adjusted.yaml
+	hrgraph match specs/resnext18.yaml --to specs/hiresnext18.yaml -o specs/resnext18-adjusted.yaml
+	hrgraph ablate specs/hiresnet18.yaml --variant in -o specs/hiresnet18-in.yaml
+	hrgraph ablate specs/hiresnet18.yaml --variant out -o specs/hiresnet18-out.yaml
+	hrgraph ablate specs/hiresnet18.yaml --sweep single -o specs
+	hrgraph zoo specs --out docs/zoo.md

@@ -22,6 +22,10 @@ from .graph import check_graph
 from .kinds import KINDS, Block
 from .shapes import ShapePlan, count_params, infer_shapes
 from .spec import Edge, Spec, load_spec, spec_json_schema
+# The functions shadow their modules' names as attributes of the package; import
+# the modules' other names with "from hrgraph.ablate import ...".
+from .ablate import ablate, select_edges, sweep
+from .match import match_params
 
 __version__ = "0.1.0"
 
@@ -32,6 +36,10 @@ __all__ = [
     "check_graph",
     "infer_shapes",
     "count_params",
+    "match_params",
+    "ablate",
+    "sweep",
+    "select_edges",
     "compile_model",
     "register_block",
     "save_checkpoint",
