@@ -387,7 +387,7 @@ class KindRegistry:
             ) from None
 
     def __contains__(self, kind: object) -> bool:
-        return kind in self._kinds
+        return isinstance(kind, str) and kind in self._kinds  # a spec may give any YAML value
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._kinds))

@@ -26,6 +26,9 @@ __all__ = ["Mark", "LDict", "LList", "parse_yaml", "read_yaml", "locate", "strip
 #: At most this many YAML nodes in one document: stops alias bombs
 #: ("billion laughs") and self-referencing documents before they eat memory.
 MAX_YAML_NODES = 200_000
+#: At most this many levels of nesting (a spec needs four): stops aliases that
+#: contain themselves, and deep nesting, before Python's recursion limit does.
+MAX_YAML_DEPTH = 64
 
 
 class Mark(NamedTuple):
@@ -104,8 +107,9 @@ def parse_yaml(text: str, path: str | None = None) -> Any:
     Raises
     ------
     SpecError
-        Invalid YAML, several documents, duplicate keys, non-scalar keys, tags
-        outside YAML's core schema, or a document too large to be a spec.
+        Invalid YAML, several documents, a document that is a single scalar,
+        duplicate keys, non-scalar keys, tags outside YAML's core schema, or a
+        document too large or too deeply nested to be a spec.
 
     Examples
     --------
@@ -113,20 +117,51 @@ def parse_yaml(text: str, path: str | None = None) -> Any:
     >>> data["b"], data.marks["b"].line
     (['x', 'y'], 2)
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses non-printable characters up front
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        raise SpecError(f"invalid YAML: {err.reason} (#x{err.character:04x})", path=path, line=line, column=column) from None
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as err:
         raise _yaml_error(err, path) from err
+    except RecursionError:
+        # PyYAML composes nested collections recursively; say where it gave up.
+        mark = loader.get_mark()
+        raise SpecError(
+            f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep",
+            path=path,
+            line=mark.line + 1,
+            column=mark.column + 1,
+        ) from None
     finally:
         loader.dispose()
     if root is None:
         raise SpecError("the spec is empty", path=path, line=1, column=1)
+    if isinstance(root, yaml.ScalarNode):
+        # A lone scalar has no LDict/LList to carry its position, so refuse it here.
+        mark = _mark(root, path)
+        raise SpecError(
+            f"a spec must be a mapping with 'input' and 'nodes', not the single value {root.value[:40]!r}",
+            path=path,
+            line=mark.line,
+            column=mark.column,
+        )
     budget = [MAX_YAML_NODES]
-    return _construct(loader, root, path, budget)
+    return _construct(loader, root, path, budget, 0)
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budget: list[int]) -> Any:
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budget: list[int], depth: int) -> Any:
+    if depth > MAX_YAML_DEPTH:
+        mark = _mark(node, path)
+        raise SpecError(
+            f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep (or an alias contains itself)",
+            path=path,
+            line=mark.line,
+            column=mark.column,
+        )
     budget[0] -= 1
     if budget[0] < 0:
         mark = _mark(node, path)
@@ -167,11 +202,11 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budge
                     line=kmark.line,
                     column=kmark.column,
                 )
-            out[key] = _construct(loader, value_node, path, budget)
+            out[key] = _construct(loader, value_node, path, budget, depth + 1)
             out.marks[key] = kmark
         return out
     if isinstance(node, yaml.SequenceNode):
-        items = [_construct(loader, item, path, budget) for item in node.value]
+        items = [_construct(loader, item, path, budget, depth + 1) for item in node.value]
         out = LList(items, mark=_mark(node, path))
         out.marks = [_mark(item, path) for item in node.value]
         return out
