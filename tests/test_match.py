@@ -134,3 +134,17 @@ def test_cli_match_unreachable_exits_1():
     result = CliRunner().invoke(main, ["match", "specs/resnet18.yaml", "--to", "10"])
     assert result.exit_code == 1
     assert "cannot match 10 parameters" in result.stderr
+
+
+def test_docs_table_of_adjusted_widths_is_current():
+    # docs/ablation.md quotes the Adjusted widths; keep it honest.
+    from .conftest import ROOT
+
+    rows = [line for line in (ROOT / "docs" / "ablation.md").read_text().splitlines() if line.startswith("| ")]
+    quoted = {r.split("|")[1].strip(): r.split("|")[2:4] for r in rows if r.split("|")[1].strip() in FAMILIES}
+    assert sorted(quoted) == sorted(FAMILIES)
+    for family, (widths, relative) in quoted.items():
+        adjusted = load_spec(f"specs/{family}-adjusted.yaml")
+        hires = count_params(load_spec(f"specs/hi{family}.yaml"))
+        assert widths.strip() == ", ".join(str(n.channels) for n in adjusted.nodes[:-1])
+        assert relative.strip() == f"{count_params(adjusted) / hires - 1:+.2%}"
