@@ -47,7 +47,12 @@ def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 
 def _add(x: Tensor, residual: Tensor | None) -> Tensor:
-    return x if residual is None else x + residual
+    # In place, as torchvision's `out += identity`: every caller passes a fresh
+    # BN or pool output that autograd has not saved, and an out-of-place add
+    # would allocate (and page in) one more activation per block.
+    if residual is not None:
+        x += residual
+    return x
 
 
 class ConvBNReLU(nn.Module):
@@ -81,9 +86,11 @@ class BasicUnit(nn.Module):
         )
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out)) + identity
+        out = self.bn2(self.conv2(out))
+        # The shortcut is computed last, as in torchvision, so that its output
+        # is not held while the convolutions run.
+        out += x if self.downsample is None else self.downsample(x)
         return self.relu(_add(out, residual))
 
     def zero_init_last(self) -> None:
@@ -123,10 +130,10 @@ class BottleneckUnit(nn.Module):
         )
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out)) + identity
+        out = self.bn3(self.conv3(out))
+        out += x if self.downsample is None else self.downsample(x)
         return self.relu(_add(out, residual))
 
     def zero_init_last(self) -> None:

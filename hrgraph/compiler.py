@@ -15,6 +15,7 @@ alive only the tensor it needs.  ``print(model.code)`` shows the source.
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import linecache
 import os
@@ -34,14 +35,17 @@ from .spec import Spec, load_spec, parse_edge_ref
 __all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
 
 _RESERVED = {"self", "x", "torch", "nodes", "projections"}
+# Node ids that would shadow a builtin get a trailing underscore too, so that
+# the generated code stays safe to extend by hand.
+_TAKEN = frozenset(_RESERVED | set(dir(builtins)) | set(keyword.kwlist))
 
 
 def _variable_names(order: Iterable[str]) -> dict[str, str]:
     names: dict[str, str] = {}
-    taken = set(_RESERVED)
+    taken = set(_TAKEN)
     for node_id in order:
         name = node_id
-        while keyword.iskeyword(name) or name in taken or name in dir(__builtins__):
+        while name in taken:
             name += "_"
         names[node_id] = name
         taken.add(name)
@@ -50,6 +54,25 @@ def _variable_names(order: Iterable[str]) -> dict[str, str]:
 
 def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) -> str:
     """Python source of the flat forward of ``plan``, skipping ``disabled`` edges.
+
+    One statement per node and per merge, in topological order; each
+    intermediate is deleted right after the statement that reads it last, so in inference a long-range edge keeps
+    alive only its source.  Summed terms after the first are added in place
+    into the fresh tensor the first sum made (autograd saves neither), which
+    spares one activation-sized temporary per term.  Linear in nodes plus
+    edges.
+
+    Parameters
+    ----------
+    plan : ShapePlan
+        From :func:`hrgraph.infer_shapes`.
+    disabled : iterable of (str, str)
+        Edge keys ``(from, to)`` to leave out.
+
+    Returns
+    -------
+    str
+        The source of ``def forward(self, x)``.
 
     Examples
     --------
@@ -70,51 +93,66 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
         del stage4
         return head
     <BLANKLINE>
+    >>> code = generate_forward(infer_shapes(load_spec("specs/hiresnet18.yaml")))
+    >>> print(code[code.index("    stage4 ="):code.index("    head =")], end="")
+        stage4 = nodes.stage4(stage3)
+        del stage3
+        stage4 = stage4 + projections.stem__stage4(stem)
+        del stem
+        stage4 += projections.stage1__stage4(stage1)
+        del stage1
+        stage4 += projections.stage2__stage4(stage2)
+        del stage2
     """
     spec = plan.spec
     off = set(disabled)
     var = _variable_names(plan.order)
     entry = spec.residuals.entry
     post_relu = spec.residuals.activation == "relu"
-    statements: list[tuple[str, set[str]]] = []  # (code, node ids it reads)
+    statements: list[tuple[str, tuple[str, ...]]] = []  # (code, ids of the values it reads)
 
-    def term(p) -> tuple[str, str]:
+    def term(p: Any) -> str:
         src = var[p.source]
-        return (src if p.identity else f"projections.{p.module_name}({src})"), p.source
+        return src if p.identity else f"projections.{p.module_name}({src})"
 
     for node_id in plan.order:
         position = spec.node_index[node_id]
         block = spec.nodes[position]
         source = spec.main_input(position)
+        # The input x is not deleted: nn.Module.__call__ holds it until forward returns.
         arg = "x" if source is None else var[source]
-        live = [p for p in plan.incoming[node_id] if p.edge.key not in off]
-        sums = [term(p) for p in live if p.merge == "sum"]
-        cats = [term(p) for p in live if p.merge == "concat"]
-        reads = {source} if source is not None else set()
         out = var[node_id]
+        live = [p for p in plan.incoming[node_id] if p.edge.key not in off]
+        sums = [p for p in live if p.merge == "sum"]
+        cats = [p for p in live if p.merge == "concat"]
         if sums and entry == "pre_activation" and block.has_final_activation:
-            residual = " + ".join(code for code, _ in sums)
-            statements.append((f"{out} = nodes.{node_id}({arg}, {residual})", reads | {s for _, s in sums}))
+            residual = " + ".join(term(p) for p in sums)
+            reads = (source, *(p.source for p in sums))
+            statements.append((f"{out} = nodes.{node_id}({arg}, {residual})", reads))
             sums = []
         else:
-            statements.append((f"{out} = nodes.{node_id}({arg})", reads))
-        if sums:
-            statements.append((f"{out} = {out} + " + " + ".join(c for c, _ in sums), {s for _, s in sums}))
-            if post_relu:
-                statements.append((f"{out} = torch.relu({out})", set()))
+            statements.append((f"{out} = nodes.{node_id}({arg})", (source,)))
+        for i, p in enumerate(sums):
+            # The first sum makes a fresh tensor; adding the rest into it in
+            # place is safe even in training (a sum saves nothing for backward).
+            code = f"{out} = {out} + {term(p)}" if i == 0 else f"{out} += {term(p)}"
+            statements.append((code, (p.source,)))
+        if sums and post_relu:
+            statements.append((f"{out} = torch.relu_({out})", ()))
         if cats:
-            parts = ", ".join([out] + [c for c, _ in cats])
-            statements.append((f"{out} = torch.cat([{parts}], 1)", {s for _, s in cats}))
+            parts = ", ".join([out] + [term(p) for p in cats])
+            statements.append((f"{out} = torch.cat([{parts}], 1)", tuple(p.source for p in cats)))
 
     last_use: dict[str, int] = {}
     for i, (_, reads) in enumerate(statements):
         for r in reads:
-            last_use[r] = i
+            if r is not None:  # None: the network input
+                last_use[r] = i
+    final = spec.nodes[-1].id
     release: dict[int, list[str]] = {}
-    final = plan.order[-1] if spec.nodes[-1].id == plan.order[-1] else spec.nodes[-1].id
-    for node_id, i in last_use.items():
-        if node_id != final:
-            release.setdefault(i, []).append(var[node_id])
+    for value, i in last_use.items():
+        if value != final:
+            release.setdefault(i, []).append(var[value])
 
     lines = ["def forward(self, x):", "    nodes = self.nodes"]
     if any("projections." in code for code, _ in statements):
@@ -122,7 +160,7 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
     for i, (code, _) in enumerate(statements):
         lines.append(f"    {code}")
         if i in release:
-            lines.append(f"    del {', '.join(sorted(release[i]))}")
+            lines.append(f"    del {', '.join(release[i])}")
     lines.append(f"    return {var[final]}")
     return "\n".join(lines) + "\n"
 
