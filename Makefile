@@ -1,7 +1,7 @@
 # `make demo` and `make test` each do all the set-up first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast specs
+.PHONY: setup demo test test-fast specs gallery
 
 setup:
 	@bash scripts/setup.sh
@@ -26,3 +26,8 @@ specs:
 	hrgraph ablate specs/hiresnet18.yaml --variant out -o specs/hiresnet18-out.yaml
 	hrgraph ablate specs/hiresnet18.yaml --sweep single -o specs
 	hrgraph zoo specs --out docs/zoo.md
+
+# Draw every spec in specs/ to docs/gallery/<name>.svg and write docs/gallery.md;
+# tests/test_render.py fails if docs/gallery.md no longer matches specs/.
+gallery:
+	hrgraph gallery specs -o docs/gallery

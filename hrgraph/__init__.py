@@ -26,6 +26,7 @@ from .spec import Edge, Spec, load_spec, spec_json_schema
 # the modules' other names with "from hrgraph.ablate import ...".
 from .ablate import ablate, select_edges, sweep
 from .match import match_params
+from .render import render
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "ShapeError",
     "CompileError",
     "RenderError",
+    "render",
 ]
 
 # These need torch; import it only when one of them is first used, so that

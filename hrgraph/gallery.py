@@ -1,0 +1,119 @@
+"""The gallery: every spec of a directory drawn to SVG, with one Markdown page showing them all.
+
+``hrgraph gallery specs/ -o docs/gallery`` (``make gallery``) writes
+``docs/gallery/<spec>.svg`` and ``docs/gallery.md``.  The page has no dates or
+timings, so regenerating an unchanged gallery changes no file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HrgraphError, RenderError
+from .render import plan_diagram, write_atomic, write_diagram
+from .shapes import format_count, infer_shapes
+from .spec import load_spec
+
+__all__ = ["GalleryEntry", "write_gallery"]
+
+COMMAND = "make gallery"
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    """One spec of the gallery: its drawing, or the error that kept it from being drawn."""
+
+    spec: Path
+    image: Path | None
+    name: str = ""
+    description: str = ""
+    summary: str = ""  # the cells of its row in the page's table
+    error: HrgraphError | None = None
+
+
+def _entry(path: Path, out_dir: Path, allow_imports: bool) -> GalleryEntry:
+    try:
+        plan = infer_shapes(load_spec(path, allow_imports=allow_imports))
+        image = write_diagram(plan_diagram(plan).source, out_dir / f"{path.stem}.svg")
+    except HrgraphError as err:
+        return GalleryEntry(spec=path, image=None, name=path.stem, error=err)
+    edge_params = sum(p.params for p in plan.projections.values())
+    summary = (
+        f"{len(plan.spec.nodes)} | {len(plan.projections)} | {plan.params:,} ({format_count(plan.params)}) | "
+        f"{format_count(edge_params)} | {'x'.join(map(str, plan.input_shape))}"
+    )
+    return GalleryEntry(path, image, plan.spec.name or path.stem, plan.spec.description, summary)
+
+
+def _markdown(entries: list[GalleryEntry], index: Path, spec_dir: Path) -> str:
+    def rel(p: Path) -> str:
+        return Path(os.path.relpath(p, index.parent)).as_posix()
+
+    lines = [
+        "# Gallery",
+        "",
+        f"Every spec in `{spec_dir.as_posix()}/`, drawn by hrgraph from the spec alone (no module is built): "
+        "the main path top to bottom, long-range edges labelled with the projection the compiler inserts.",
+        f"Regenerate with `{COMMAND}` (runs `hrgraph gallery {spec_dir.as_posix()} -o <dir>`); "
+        "draw one spec with `hrgraph render SPEC -o OUT.svg`.",
+        "",
+        "| spec | nodes | long-range edges | params | in projections | input |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    lines += [f"| [{e.name}](#{e.spec.stem}) | {e.summary or 'could not be drawn | | | |'} |" for e in entries]
+    for e in entries:
+        lines += ["", f'<a id="{e.spec.stem}"></a>', f"## {e.name}", "", f"`{e.spec.as_posix()}`"]
+        if e.description:
+            lines += ["", e.description]
+        if e.error is not None:
+            lines += ["", f"Could not be drawn: `{e.error}`"]
+            continue
+        lines += ["", f"![{e.name}]({rel(e.image)})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_gallery(
+    spec_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    index: str | os.PathLike[str] | None = None,
+    *,
+    allow_imports: bool = False,
+) -> list[GalleryEntry]:
+    """Draw every ``*.yaml`` spec of ``spec_dir`` to ``out_dir/<stem>.svg`` and write the index page.
+
+    Parameters
+    ----------
+    spec_dir : path
+        Directory of specs (``*.yaml``, in sorted order).
+    out_dir : path
+        Directory for the SVGs; created if missing.
+    index : path, optional
+        The Markdown page; default ``out_dir`` with suffix ``.md``.
+    allow_imports : bool
+        Run the imports that specs list (see :func:`~hrgraph.spec.load_spec`).
+
+    Returns
+    -------
+    list of GalleryEntry
+        One per spec; a spec that fails to load or draw has ``error`` set and
+        appears on the page with its error, and the others are still drawn.
+
+    Raises
+    ------
+    RenderError
+        Graphviz's ``dot`` is missing (every spec would fail the same way).
+    """
+    spec_dir, out_dir = Path(spec_dir), Path(out_dir)
+    index = Path(index) if index is not None else out_dir.with_suffix(".md")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for path in sorted(spec_dir.glob("*.yaml")):
+        entry = _entry(path, out_dir, allow_imports)
+        if isinstance(entry.error, RenderError):
+            raise entry.error
+        entries.append(entry)
+    write_atomic(index, _markdown(entries, index, spec_dir).encode("utf-8"))
+    return entries
+
