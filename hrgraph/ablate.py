@@ -49,7 +49,7 @@ def _split(selector: object, spec: Spec) -> tuple[str, str]:
         src, found, dst = text.partition(sep)
         if found and src.strip() and dst.strip():
             return src.strip(), dst.strip()
-    if text in ("*", "all"):
+    if text == "*":
         return "*", "*"
     raise GraphError(
         f"edge selector {selector!r} is not of the form 'from:to' (patterns: 'stem:*', '*:stage4', '*:*')",
@@ -88,7 +88,7 @@ def select_edges(spec: Spec, selectors: Iterable[str] | str) -> list[Edge]:
     spec : Spec
     selectors : str or iterable of str
         ``"from:to"`` or ``"from->to"``; each side a node id or a pattern
-        (``*``, ``?``, ``[...]``).
+        (``*``, ``?``, ``[...]``); ``"*"`` alone is every edge.
 
     Returns
     -------

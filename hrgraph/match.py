@@ -16,13 +16,13 @@ never touched.  No torch here.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from .errors import HrgraphError, SpecError
 from .kinds import MAX_CHANNELS, Block
 from .shapes import count_params
 from .spec import Edge, Spec, load_spec
 
-__all__ = ["match_params", "TOLERANCE"]
+__all__ = ["match_params", "describe_widths", "TOLERANCE"]
 
 #: Default relative tolerance of :func:`match_params` (the paper's counts match to 0.5%).
 TOLERANCE = 0.005
@@ -174,7 +174,13 @@ def match_params(
     return resized.replace(name=name or f"{base}-adjusted", description=description)
 
 
-def _fine_tune(slots, widths: dict[Slot, int], goal: int, tolerance: float, count) -> dict[Slot, int]:
+def _fine_tune(
+    slots: list[tuple[Slot, int, int]],
+    widths: dict[Slot, int],
+    goal: int,
+    tolerance: float,
+    count: Callable[[dict[Slot, int]], int],
+) -> dict[Slot, int]:
     """Move single widths by one multiple while that brings the count closer, until within tolerance."""
     current = dict(widths)
     best = abs(count(current) - goal)

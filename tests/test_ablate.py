@@ -77,6 +77,7 @@ def test_variants_are_defined_by_position_not_by_node_ids():
         ("*:stage4", {"stem->stage4", "stage1->stage4", "stage2->stage4"}),
         ("stage?:stage[34]", {"stage1->stage3", "stage1->stage4", "stage2->stage4"}),
         ("*:*", {"stem->stage2", "stem->stage3", "stem->stage4", "stage1->stage3", "stage1->stage4", "stage2->stage4"}),
+        ("*", {"stem->stage2", "stem->stage3", "stem->stage4", "stage1->stage3", "stage1->stage4", "stage2->stage4"}),
     ],
 )
 def test_selectors(hires, selector, expected):
@@ -108,7 +109,7 @@ def test_a_pattern_matching_nothing_is_an_error(hires, selector):
         select_edges(hires, selector)
 
 
-@pytest.mark.parametrize("selector", ["stem", "stem:", ":stage4", 3])
+@pytest.mark.parametrize("selector", ["stem", "stem:", ":stage4", "all", 3])
 def test_malformed_selectors_are_refused(hires, selector):
     with pytest.raises(GraphError, match="not of the form 'from:to'"):
         select_edges(hires, [selector])
