@@ -256,6 +256,16 @@ class Spec(_Frozen):
         canonical = json.dumps(self.to_dict(minimal=False), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def __eq__(self, other: object) -> bool:
+        # Content only: where a spec was loaded from (its path and source
+        # positions, private attributes) does not make it a different network.
+        if not isinstance(other, Spec):
+            return NotImplemented
+        return self.to_dict(minimal=False) == other.to_dict(minimal=False)
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
     def replace(self, **changes: Any) -> "Spec":
         """A new validated spec with some top-level fields changed.
 
