@@ -108,6 +108,9 @@ def _new_graph(name: str, title: str, rankdir: str) -> graphviz.Digraph:
             "nodesep": "0.3",
             "ranksep": "0.45",
             "newrank": "true",
+            # Keep each node's out-edges in the order written (main path first):
+            # long-range edges then leave on one side instead of crossing the column.
+            "ordering": "out",
         },
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "11", "margin": "0.12,0.04"},
         edge_attr={"fontname": "Helvetica", "fontsize": "9", "arrowsize": "0.7"},
