@@ -365,3 +365,13 @@ def test_docs_gallery_is_up_to_date(tmp_path):
     assert [e.error for e in entries if e.error] == []
     expected = (tmp_path / "gallery.md").read_text()
     assert (ROOT / "docs" / "gallery.md").read_text() == expected, "docs/gallery.md is stale: run 'make gallery'"
+
+
+def test_a_compiled_models_disabled_edges_are_drawn_dashed():
+    from hrgraph import compile_model
+
+    model = compile_model("specs/hiresnet18.yaml").set_edges(disabled=["stem:stage4", "stage1:stage3"])
+    dot = to_dot(model.spec, disabled=model.disabled_edges)  # names like "stem->stage4"
+    assert dot == to_dot("specs/hiresnet18.yaml", disabled=["stem:stage4", "stage1:stage3"])
+    for key in [("stem", "stage4"), ("stage1", "stage3")]:
+        assert all("dashed" in line for line in edge_lines(dot, *key))
