@@ -269,7 +269,7 @@ def locate(data: Any, loc: Sequence[Any]) -> tuple[Mark | None, int]:
     used = 0
     for i, key in enumerate(loc):
         if isinstance(current, LDict) and isinstance(key, str) and key in current:
-            mark = current.marks.get(key, mark)
+            mark = current.marks.get(key) or mark
             current = current[key]
             used = i + 1
         elif isinstance(current, LList) and isinstance(key, int) and 0 <= key < len(current):

@@ -412,17 +412,17 @@ def _resolve_extends(data: Any, path: str | None, base_dir: Path, chain: tuple[s
         return data
     if "extends" not in data:
         if "remove_edges" in data:
-            raise _err("remove_edges needs extends: it removes edges of the parent spec", data.marks["remove_edges"], path)
+            raise _err("remove_edges needs extends: it removes edges of the parent spec", data.marks.get("remove_edges"), path)
         return data
     ref = data["extends"]
     if not isinstance(ref, str) or not ref.strip():
-        raise _err("extends must be the path of another spec file", data.marks["extends"], path)
+        raise _err("extends must be the path of another spec file", data.marks.get("extends"), path)
     parent_path = (base_dir / ref).resolve()
     if str(parent_path) in chain:
         cycle = " -> ".join([Path(c).name for c in chain] + [parent_path.name])
-        raise _err(f"extends forms a cycle: {cycle}", data.marks["extends"], path)
+        raise _err(f"extends forms a cycle: {cycle}", data.marks.get("extends"), path)
     if not parent_path.is_file():
-        raise _err(f"extends: no such spec file '{ref}' (looked in {base_dir})", data.marks["extends"], path)
+        raise _err(f"extends: no such spec file '{ref}' (looked in {base_dir})", data.marks.get("extends"), path)
     parent_name = _display_path(parent_path)
     parent = read_yaml(parent_name)
     if not isinstance(parent, LDict):
@@ -436,16 +436,19 @@ def _resolve_extends(data: Any, path: str | None, base_dir: Path, chain: tuple[s
         if key in ("extends", "remove_edges", "nodes", "edges"):
             continue
         merged[key] = value  # every other key replaces the parent's wholesale
-        merged.marks[key] = data.marks[key]
+        if key in data.marks:
+            merged.marks[key] = data.marks[key]
     if "nodes" in data:
-        merged["nodes"] = _merge_nodes(parent.get("nodes"), data["nodes"], data.marks["nodes"], path)
-        merged.marks.setdefault("nodes", data.marks["nodes"])
+        merged["nodes"] = _merge_nodes(parent.get("nodes"), data["nodes"], data.marks.get("nodes"), path)
+        if "nodes" in data.marks:
+            merged.marks.setdefault("nodes", data.marks["nodes"])
     edges = parent.get("edges")
     if "remove_edges" in data:
-        edges = _remove_edges(edges, data["remove_edges"], data.marks["remove_edges"], path)
+        edges = _remove_edges(edges, data["remove_edges"], data.marks.get("remove_edges"), path)
     if "edges" in data:
-        edges = _add_edges(edges, data["edges"], data.marks["edges"], path)
-        merged.marks.setdefault("edges", data.marks["edges"])
+        edges = _add_edges(edges, data["edges"], data.marks.get("edges"), path)
+        if "edges" in data.marks:
+            merged.marks.setdefault("edges", data.marks["edges"])
     if edges is not None:
         merged["edges"] = edges
     return merged
