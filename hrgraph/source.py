@@ -150,10 +150,15 @@ def parse_yaml(text: str, path: str | None = None) -> Any:
             column=mark.column,
         )
     budget = [MAX_YAML_NODES]
-    return _construct(loader, root, path, budget, 0)
+    return _construct(loader, root, path, budget, 0, {})
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budget: list[int], depth: int) -> Any:
+def _construct(
+    loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budget: list[int], depth: int, merged: dict[int, int]
+) -> Any:
+    # ``merged`` maps id(mapping node) -> how many of its leading pairs came from
+    # merge keys: flatten_mapping rewrites the node in place, and an aliased
+    # node is visited again after that.
     if depth > MAX_YAML_DEPTH:
         mark = _mark(node, path)
         raise SpecError(
@@ -184,29 +189,37 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: str | None, budge
             column=mark.column,
         )
     if isinstance(node, yaml.MappingNode):
-        try:
-            loader.flatten_mapping(node)  # expands YAML merge keys (<<)
-        except yaml.YAMLError as err:
-            raise _yaml_error(err, path) from err
+        if id(node) not in merged:
+            own = sum(1 for k, _ in node.value if k.tag != _CORE + "merge")
+            try:
+                loader.flatten_mapping(node)  # expands YAML merge keys (<<), merged pairs first
+            except yaml.YAMLError as err:
+                raise _yaml_error(err, path) from err
+            merged[id(node)] = len(node.value) - own
         out = LDict(mark=_mark(node, path))
-        for key_node, value_node in node.value:
+        explicit: set[str] = set()
+        for i, (key_node, value_node) in enumerate(node.value):
             kmark = _mark(key_node, path)
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecError("mapping keys must be plain words", path=path, line=kmark.line, column=kmark.column)
             key = str(key_node.value)
-            if key in out:
-                first = out.marks[key]
-                raise SpecError(
-                    f"duplicate key '{key}' (first given at line {first.line})",
-                    path=path,
-                    line=kmark.line,
-                    column=kmark.column,
-                )
-            out[key] = _construct(loader, value_node, path, budget, depth + 1)
+            if i >= merged[id(node)]:
+                # A key written in this mapping overrides a merged one (YAML
+                # merge semantics); written twice, it is an error.
+                if key in explicit:
+                    first = out.marks[key]
+                    raise SpecError(
+                        f"duplicate key '{key}' (first given at line {first.line})",
+                        path=path,
+                        line=kmark.line,
+                        column=kmark.column,
+                    )
+                explicit.add(key)
+            out[key] = _construct(loader, value_node, path, budget, depth + 1, merged)
             out.marks[key] = kmark
         return out
     if isinstance(node, yaml.SequenceNode):
-        items = [_construct(loader, item, path, budget, depth + 1) for item in node.value]
+        items = [_construct(loader, item, path, budget, depth + 1, merged) for item in node.value]
         out = LList(items, mark=_mark(node, path))
         out.marks = [_mark(item, path) for item in node.value]
         return out

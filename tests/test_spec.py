@@ -352,3 +352,38 @@ def test_all_errors_are_reported_not_only_the_first():
         hrgraph.load_spec(text)
     lines = [info.value.line] + [other.line for other in info.value.others]
     assert sorted(lines) == [1, 3]
+
+
+# -- YAML features ----------------------------------------------------------------------------
+
+
+def test_merge_keys_fill_in_and_written_keys_override():
+    text = textwrap.dedent(
+        """\
+        input: {channels: 3, height: 32, width: 32}
+        nodes:
+          - {id: stem, kind: conv, channels: 16}
+          - &unit {id: stage1, kind: basic, channels: 16, depth: 1}
+          - {<<: *unit, id: stage2, stride: 2}
+          - {id: head, kind: classifier, classes: 10}
+        """
+    )
+    spec = hrgraph.load_spec(text)
+    assert spec.node_ids == ["stem", "stage1", "stage2", "head"]
+    assert (spec.node("stage2").depth, spec.node("stage2").stride) == (1, 2)
+    # A merged value is located where it is written (the anchor), an overriding one where it overrides.
+    assert spec.locate("nodes", 2, "depth").line == 4
+    assert spec.locate("nodes", 2, "id").line == 5
+    with pytest.raises(hrgraph.SpecError) as info:
+        hrgraph.load_spec(text.replace("stride: 2}", "stride: 2, stride: 1}"))
+    assert info.value.line == 5 and "duplicate key 'stride'" in info.value.message
+
+
+def test_yaml_examples_in_the_reference_load():
+    # docs/spec.md shows specs in ```yaml blocks; the complete ones must be valid.
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "spec.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in doc.split("```yaml\n")[1:]]
+    complete = [b for b in blocks if "input:" in b and "nodes:" in b]
+    assert complete
+    for block in complete:
+        hrgraph.infer_shapes(hrgraph.load_spec(block))
