@@ -119,7 +119,7 @@ def node_ids(spec: dict) -> list[str]:
 
 
 def mutate(spec: dict, draw) -> None:
-    action = draw(st.sampled_from(["delete", "set", "rename", "add_edge", "swap", "duplicate", "reinput"]))
+    action = draw(st.sampled_from(["delete", "set", "rename", "add_edge", "swap", "duplicate", "reinput", "extends"]))
     places = [c for _, c in containers(spec) if c]
     ids = node_ids(spec)
     nodes = spec.get("nodes") if isinstance(spec.get("nodes"), list) else None
@@ -147,6 +147,10 @@ def mutate(spec: dict, draw) -> None:
     elif action == "duplicate" and nodes:
         i = draw(st.integers(0, len(nodes) - 1))
         nodes.insert(draw(st.integers(0, len(nodes))), copy.deepcopy(nodes[i]))
+    elif action == "extends":
+        spec["extends"] = draw(st.sampled_from(["specs/resnet18.yaml", "specs/hiresnet18.yaml", "no-such.yaml", 3]))
+        if draw(st.booleans()):
+            spec["remove_edges"] = draw(st.lists(st.sampled_from(["stem:stage4", "stem:stage2", "stem", "a->b"]), max_size=2))
     elif action == "reinput" and nodes:
         node = draw(st.sampled_from(nodes))
         if isinstance(node, dict):
@@ -160,6 +164,11 @@ def test_mutated_specs(base, rounds, data):
     for _ in range(rounds):
         mutate(spec, data.draw)
     load_and_check(yaml.safe_dump(spec, sort_keys=False))
+    # The same data as a dict: no positions to report, but still only HrgraphError.
+    try:
+        hrgraph.infer_shapes(hrgraph.load_spec(copy.deepcopy(spec)))
+    except hrgraph.HrgraphError:
+        pass
 
 
 @pytest.mark.parametrize("base", range(len(BASES)))
