@@ -1,7 +1,7 @@
 # `make demo` and `make test` each do all the set-up first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast specs gallery
+.PHONY: setup demo test test-fast specs gallery bench
 
 setup:
 	@bash scripts/setup.sh
@@ -31,3 +31,8 @@ specs:
 # tests/test_render.py fails if docs/gallery.md no longer matches specs/.
 gallery:
 	hrgraph gallery specs -o docs/gallery
+
+# Compiled models vs hand-written ones, compile time, CLI latency (about 6 min
+# on 2 cores); writes docs/benchmarks.md and benchmarks/results.json.
+bench: setup
+	$(PYTHON) benchmarks/run.py
