@@ -32,7 +32,7 @@ specs:
 gallery:
 	hrgraph gallery specs -o docs/gallery
 
-# Compiled models vs hand-written ones, compile time, CLI latency (about 6 min
-# on 2 cores); writes docs/benchmarks.md and benchmarks/results.json.
+# Compiled models vs hand-written ones, compile time, CLI latency (about 3 min
+# on 2 idle cores); writes docs/benchmarks.md and benchmarks/results.json.
 bench: setup
 	$(PYTHON) benchmarks/run.py

@@ -261,3 +261,26 @@ def test_spec_and_shape_paths_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_generated_source_is_inspectable_and_shared():
+    import inspect
+
+    a = hrgraph.compile_model(RANDOM["basic"])
+    b = hrgraph.compile_model(RANDOM["basic"])
+    assert inspect.getsource(a._forward) == a.code
+    # Same code, same compiled function: set_edges sweeps do not recompile or grow linecache.
+    assert a._forward is b._forward
+
+
+def test_compile_model_leaves_garbage_collection_as_it_was():
+    import gc
+
+    hrgraph.compile_model(RANDOM["basic"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        hrgraph.compile_model(RANDOM["basic"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
