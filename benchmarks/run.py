@@ -139,7 +139,7 @@ def _pair(times: dict[str, list[float]], batch: int) -> dict:
     a, b = med(times["hrgraph"]), med(times["torchvision"])
     # Each round ran both back to back: their ratio is the least disturbed by other jobs.
     per_round = sorted(tb / ta for ta, tb in zip(times["hrgraph"], times["torchvision"]))
-    q1, q3 = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else (per_round[0], per_round[0])
+    q1, _, q3 = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else [per_round[0]] * 3
     return {
         "round_ratio_median": med(per_round),
         "round_ratio_iqr": (q1, q3),
