@@ -21,7 +21,8 @@ from .errors import (
 from .graph import check_graph
 from .kinds import KINDS, Block
 from .shapes import ShapePlan, count_params, infer_shapes
-from .spec import Edge, Spec, load_spec, spec_json_schema
+from .schema import spec_json_schema
+from .spec import Edge, Spec, load_spec
 # The functions shadow their modules' names as attributes of the package; import
 # the modules' other names with "from hrgraph.ablate import ...".
 from .ablate import ablate, select_edges, sweep

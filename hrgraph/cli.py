@@ -202,7 +202,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @handle_errors
 def schema(out: Path | None) -> None:
     """Print the JSON Schema of spec files (for editor checking and completion)."""
-    from .spec import spec_json_schema
+    from .schema import spec_json_schema
 
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if out is None:

@@ -7,8 +7,8 @@ names its place::
 
     specs/net.yaml:14:7: node stage2: channels: Input should be greater than 0
 
-``extends: parent.yaml`` derives a spec from another; see :func:`load_spec`
-and ``docs/spec.md`` for the override rules.  No torch here.
+``extends: parent.yaml`` derives a spec from another; :mod:`hrgraph.extends`
+resolves it and ``docs/spec.md`` gives the override rules.  No torch here.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .errors import SpecError, did_you_mean
-from .kinds import KINDS, MAX_CHANNELS, Block, NodeId, Shape, kind_tag
-from .source import LDict, LList, Mark, locate, parse_yaml, read_yaml, strip
+from .kinds import KINDS, MAX_CHANNELS, Block, NodeId, Shape
+from .extends import located_error, parse_edge_ref, resolve_extends
+from .source import LDict, LList, Mark, locate, parse_yaml, read_yaml
 
-__all__ = ["InputShape", "Residuals", "Edge", "Spec", "load_spec", "spec_json_schema", "parse_edge_ref"]
+__all__ = ["InputShape", "Residuals", "Edge", "Spec", "load_spec", "parse_edge_ref"]
 
 FORMAT_VERSION = 1
 
@@ -123,26 +124,6 @@ class Edge(_Frozen):
     def module_name(self) -> str:
         """The edge's key in ``model.projections`` (and its state_dict prefix)."""
         return f"{self.from_}__{self.to}"
-
-
-def parse_edge_ref(ref: str) -> tuple[str, str]:
-    """Parse ``"from:to"`` or ``"from->to"`` into a pair of node ids.
-
-    Examples
-    --------
-    >>> parse_edge_ref("stem:stage4")
-    ('stem', 'stage4')
-    >>> parse_edge_ref("stem->stage4")
-    ('stem', 'stage4')
-    """
-    text = str(ref).strip()
-    for sep in ("->", ":"):
-        if sep in text:
-            src, _, dst = text.partition(sep)
-            src, dst = src.strip(), dst.strip()
-            if src and dst:
-                return src, dst
-    raise ValueError(f"edge reference {ref!r} is not of the form 'from:to'")
 
 
 def _validate_node(value: Any) -> Block:
@@ -392,146 +373,6 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
     return spec
 
 
-# -- extends -------------------------------------------------------------------
-
-
-def _err(message: str, mark: Mark | None, path: str | None = None, **kw: Any) -> SpecError:
-    if mark is None:
-        return SpecError(message, path=path, **kw)
-    return SpecError(message, path=mark.path or path, line=mark.line, column=mark.column, **kw)
-
-
-def _edge_pair(item: Any) -> tuple[Any, Any] | None:
-    if isinstance(item, Mapping):
-        return (item.get("from"), item.get("to"))
-    return None
-
-
-def _resolve_extends(data: Any, path: str | None, base_dir: Path, chain: tuple[str, ...]) -> Any:
-    if not isinstance(data, LDict):
-        return data
-    if "extends" not in data:
-        if "remove_edges" in data:
-            raise _err("remove_edges needs extends: it removes edges of the parent spec", data.marks.get("remove_edges"), path)
-        return data
-    ref = data["extends"]
-    if not isinstance(ref, str) or not ref.strip():
-        raise _err("extends must be the path of another spec file", data.marks.get("extends"), path)
-    parent_path = (base_dir / ref).resolve()
-    if str(parent_path) in chain:
-        cycle = " -> ".join([Path(c).name for c in chain] + [parent_path.name])
-        raise _err(f"extends forms a cycle: {cycle}", data.marks.get("extends"), path)
-    if not parent_path.is_file():
-        raise _err(f"extends: no such spec file '{ref}' (looked in {base_dir})", data.marks.get("extends"), path)
-    parent_name = _display_path(parent_path)
-    parent = read_yaml(parent_name)
-    if not isinstance(parent, LDict):
-        raise _err("the parent spec is not a mapping", getattr(parent, "mark", None), parent_name)
-    parent = _resolve_extends(parent, parent_name, parent_path.parent, chain + (str(parent_path),))
-
-    merged = LDict(parent, mark=data.mark)
-    merged.marks = dict(parent.marks)
-    merged.pop("extends", None)
-    for key, value in data.items():
-        if key in ("extends", "remove_edges", "nodes", "edges"):
-            continue
-        merged[key] = value  # every other key replaces the parent's wholesale
-        if key in data.marks:
-            merged.marks[key] = data.marks[key]
-    if "nodes" in data:
-        merged["nodes"] = _merge_nodes(parent.get("nodes"), data["nodes"], data.marks.get("nodes"), path)
-        if "nodes" in data.marks:
-            merged.marks.setdefault("nodes", data.marks["nodes"])
-    edges = parent.get("edges")
-    if "remove_edges" in data:
-        edges = _remove_edges(edges, data["remove_edges"], data.marks.get("remove_edges"), path)
-    if "edges" in data:
-        edges = _add_edges(edges, data["edges"], data.marks.get("edges"), path)
-        if "edges" in data.marks:
-            merged.marks.setdefault("edges", data.marks["edges"])
-    if edges is not None:
-        merged["edges"] = edges
-    return merged
-
-
-def _merge_nodes(parent_nodes: Any, child_nodes: Any, mark: Mark, path: str | None) -> Any:
-    """Replace nodes by id; insert new ids after the child node listed before them."""
-    if not isinstance(child_nodes, LList):
-        raise _err("nodes must be a list", mark, path)
-    if not isinstance(parent_nodes, LList):
-        return child_nodes
-    out = LList(parent_nodes, mark=parent_nodes.mark)
-    out.marks = list(parent_nodes.marks)
-    ids = [n.get("id") if isinstance(n, Mapping) else None for n in out]
-    anchor = -1  # insert position follows the last node the child named
-    for item, item_mark in zip(child_nodes, child_nodes.marks):
-        node_id = item.get("id") if isinstance(item, Mapping) else None
-        if not isinstance(node_id, str):
-            raise _err("a node in a spec that extends another needs an id", item_mark, path)
-        if node_id in ids:
-            anchor = ids.index(node_id)
-            out[anchor], out.marks[anchor] = item, item_mark
-        else:
-            anchor += 1
-            out.insert(anchor, item)
-            out.marks.insert(anchor, item_mark)
-            ids.insert(anchor, node_id)
-    return out
-
-
-def _remove_edges(edges: Any, refs: Any, mark: Mark, path: str | None) -> Any:
-    if not isinstance(refs, LList):
-        raise _err("remove_edges must be a list of 'from:to' strings", mark, path)
-    edges = edges if isinstance(edges, LList) else LList([], mark=mark)
-    pairs = [_edge_pair(e) for e in edges]
-    drop = set()
-    for ref, ref_mark in zip(refs, refs.marks):
-        try:
-            pair = parse_edge_ref(ref)
-        except ValueError as err:
-            raise _err(str(err), ref_mark, path) from None
-        if pair not in pairs:
-            existing = ", ".join(f"{a}:{b}" for a, b in pairs if a and b) or "none"
-            raise _err(
-                f"remove_edges: the parent has no edge {pair[0]}:{pair[1]}; its edges: {existing}",
-                ref_mark,
-                path,
-                edge=f"{pair[0]}->{pair[1]}",
-            )
-        drop.add(pairs.index(pair))
-    out = LList([e for i, e in enumerate(edges) if i not in drop], mark=edges.mark)
-    out.marks = [m for i, m in enumerate(edges.marks) if i not in drop]
-    return out
-
-
-def _add_edges(edges: Any, new: Any, mark: Mark, path: str | None) -> Any:
-    """Child edges replace parent edges with the same ends, others are appended."""
-    if not isinstance(new, LList):
-        raise _err("edges must be a list", mark, path)
-    if not isinstance(edges, LList):
-        return new
-    out = LList(edges, mark=edges.mark)
-    out.marks = list(edges.marks)
-    pairs = [_edge_pair(e) for e in out]
-    for item, item_mark in zip(new, new.marks):
-        pair = _edge_pair(item)
-        if pair is not None and pair in pairs:
-            i = pairs.index(pair)
-            out[i], out.marks[i] = item, item_mark
-        else:
-            out.append(item)
-            out.marks.append(item_mark)
-            pairs.append(pair)
-    return out
-
-
-def _display_path(p: Path) -> str:
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
-
-
 # -- loading -------------------------------------------------------------------
 
 
@@ -541,9 +382,9 @@ def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
     modules = data["imports"]
     mark = data.marks.get("imports") if isinstance(data, LDict) else None
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
-        raise _err("imports must be a list of module names", mark, path)
+        raise located_error("imports must be a list of module names", mark, path)
     if not allow_imports:
-        raise _err(
+        raise located_error(
             f"this spec imports Python code ({', '.join(modules)}); run it only if you trust it, "
             "with --allow-imports (CLI) or allow_imports=True (API)",
             mark,
@@ -554,7 +395,7 @@ def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
             importlib.import_module(module)
         except Exception as err:  # any failure of user code is a spec problem here
             item_mark = modules.marks[i] if isinstance(modules, LList) else mark
-            raise _err(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
+            raise located_error(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
 
 
 def _looks_like_path(text: str) -> bool:
@@ -624,7 +465,7 @@ def load_spec(
         chain = ()
     else:
         raise TypeError(f"load_spec takes a path, YAML text or a mapping, not {type(source).__name__}")
-    data = _resolve_extends(data, path, directory, chain)
+    data = resolve_extends(data, path, directory, chain)
     _run_imports(data, path, allow_imports)
     return _validate(data, path, data)
 
@@ -637,48 +478,3 @@ def _to_located(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return LList([_to_located(v) for v in value])
     return value
-
-
-def spec_json_schema() -> dict[str, Any]:
-    """JSON Schema of a spec file, for editors (covers every registered block kind).
-
-    Examples
-    --------
-    >>> schema = spec_json_schema()
-    >>> sorted(schema["$defs"]["Node"]["discriminator"]["mapping"])[:3]
-    ['basic', 'bottleneck', 'classifier']
-    """
-    classes = KINDS.classes()
-    defs: dict[str, Any] = {}
-    refs = []
-    mapping = {}
-    for cls in classes:
-        sub = cls.model_json_schema(ref_template="#/$defs/{model}")
-        defs.update(sub.pop("$defs", {}))
-        defs[cls.__name__] = sub
-        ref = f"#/$defs/{cls.__name__}"
-        refs.append({"$ref": ref})
-        mapping[kind_tag(cls)] = ref
-    node_schema = {"oneOf": refs, "discriminator": {"propertyName": "kind", "mapping": mapping}}
-    schema = Spec.model_json_schema(ref_template="#/$defs/{model}")
-    defs.update(schema.pop("$defs", {}))
-    defs["Node"] = node_schema
-    schema["properties"]["nodes"]["items"] = {"$ref": "#/$defs/Node"}
-    schema["properties"]["extends"] = {
-        "type": "string",
-        "description": "Path of a parent spec; nodes given here replace the parent's by id, edges are added.",
-    }
-    schema["properties"]["remove_edges"] = {
-        "type": "array",
-        "items": {"type": "string", "pattern": "^\\s*[A-Za-z_][A-Za-z0-9_]*\\s*(:|->)\\s*[A-Za-z_][A-Za-z0-9_]*\\s*$"},
-        "description": "Edges of the parent to drop, as 'from:to'.",
-    }
-    required = schema.pop("required", [])
-    schema["if"] = {"required": ["extends"]}
-    schema["then"] = {}
-    schema["else"] = {"required": required}
-    schema["$defs"] = defs
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "hrgraph spec"
-    return schema
-

@@ -1,0 +1,184 @@
+"""``extends:``: deriving a spec from another, on the raw YAML data.
+
+Resolution works on the position-keeping data of :mod:`hrgraph.source` before
+validation, so every key of the merged document still knows its file and line
+(an error in a parent spec names the parent file).  The rules:
+
+- every top-level key of the child except ``nodes``, ``edges`` and
+  ``remove_edges`` replaces the parent's wholesale;
+- a child node whose id exists in the parent replaces that node in place; a
+  node with a new id is inserted right after the node the child lists before it
+  (at the start if it comes first);
+- ``remove_edges: ["from:to", ...]`` drops parent edges (each must exist);
+- a child edge with the same ends as a parent edge replaces it, others are appended.
+
+No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+from .source import LDict, LList, Mark, read_yaml
+
+__all__ = ["parse_edge_ref", "resolve_extends", "located_error"]
+
+
+def parse_edge_ref(ref: str) -> tuple[str, str]:
+    """Parse ``"from:to"`` or ``"from->to"`` into a pair of node ids.
+
+    Examples
+    --------
+    >>> parse_edge_ref("stem:stage4")
+    ('stem', 'stage4')
+    >>> parse_edge_ref("stem->stage4")
+    ('stem', 'stage4')
+    """
+    text = str(ref).strip()
+    for sep in ("->", ":"):
+        if sep in text:
+            src, _, dst = text.partition(sep)
+            src, dst = src.strip(), dst.strip()
+            if src and dst:
+                return src, dst
+    raise ValueError(f"edge reference {ref!r} is not of the form 'from:to'")
+
+
+def located_error(message: str, mark: Mark | None, path: str | None = None, **kw: Any) -> SpecError:
+    if mark is None:
+        return SpecError(message, path=path, **kw)
+    return SpecError(message, path=mark.path or path, line=mark.line, column=mark.column, **kw)
+
+
+def _edge_pair(item: Any) -> tuple[Any, Any] | None:
+    if isinstance(item, Mapping):
+        return (item.get("from"), item.get("to"))
+    return None
+
+
+def resolve_extends(data: Any, path: str | None, base_dir: Path, chain: tuple[str, ...]) -> Any:
+    if not isinstance(data, LDict):
+        return data
+    if "extends" not in data:
+        if "remove_edges" in data:
+            raise located_error("remove_edges needs extends: it removes edges of the parent spec", data.marks.get("remove_edges"), path)
+        return data
+    ref = data["extends"]
+    if not isinstance(ref, str) or not ref.strip():
+        raise located_error("extends must be the path of another spec file", data.marks.get("extends"), path)
+    parent_path = (base_dir / ref).resolve()
+    if str(parent_path) in chain:
+        cycle = " -> ".join([Path(c).name for c in chain] + [parent_path.name])
+        raise located_error(f"extends forms a cycle: {cycle}", data.marks.get("extends"), path)
+    if not parent_path.is_file():
+        raise located_error(f"extends: no such spec file '{ref}' (looked in {base_dir})", data.marks.get("extends"), path)
+    parent_name = _display_path(parent_path)
+    parent = read_yaml(parent_name)
+    if not isinstance(parent, LDict):
+        raise located_error("the parent spec is not a mapping", getattr(parent, "mark", None), parent_name)
+    parent = resolve_extends(parent, parent_name, parent_path.parent, chain + (str(parent_path),))
+
+    merged = LDict(parent, mark=data.mark)
+    merged.marks = dict(parent.marks)
+    merged.pop("extends", None)
+    for key, value in data.items():
+        if key in ("extends", "remove_edges", "nodes", "edges"):
+            continue
+        merged[key] = value  # every other key replaces the parent's wholesale
+        if key in data.marks:
+            merged.marks[key] = data.marks[key]
+    if "nodes" in data:
+        merged["nodes"] = _merge_nodes(parent.get("nodes"), data["nodes"], data.marks.get("nodes"), path)
+        if "nodes" in data.marks:
+            merged.marks.setdefault("nodes", data.marks["nodes"])
+    edges = parent.get("edges")
+    if "remove_edges" in data:
+        edges = _remove_edges(edges, data["remove_edges"], data.marks.get("remove_edges"), path)
+    if "edges" in data:
+        edges = _add_edges(edges, data["edges"], data.marks.get("edges"), path)
+        if "edges" in data.marks:
+            merged.marks.setdefault("edges", data.marks["edges"])
+    if edges is not None:
+        merged["edges"] = edges
+    return merged
+
+
+def _merge_nodes(parent_nodes: Any, child_nodes: Any, mark: Mark, path: str | None) -> Any:
+    """Replace nodes by id; insert new ids after the child node listed before them."""
+    if not isinstance(child_nodes, LList):
+        raise located_error("nodes must be a list", mark, path)
+    if not isinstance(parent_nodes, LList):
+        return child_nodes
+    out = LList(parent_nodes, mark=parent_nodes.mark)
+    out.marks = list(parent_nodes.marks)
+    ids = [n.get("id") if isinstance(n, Mapping) else None for n in out]
+    anchor = -1  # insert position follows the last node the child named
+    for item, item_mark in zip(child_nodes, child_nodes.marks):
+        node_id = item.get("id") if isinstance(item, Mapping) else None
+        if not isinstance(node_id, str):
+            raise located_error("a node in a spec that extends another needs an id", item_mark, path)
+        if node_id in ids:
+            anchor = ids.index(node_id)
+            out[anchor], out.marks[anchor] = item, item_mark
+        else:
+            anchor += 1
+            out.insert(anchor, item)
+            out.marks.insert(anchor, item_mark)
+            ids.insert(anchor, node_id)
+    return out
+
+
+def _remove_edges(edges: Any, refs: Any, mark: Mark, path: str | None) -> Any:
+    if not isinstance(refs, LList):
+        raise located_error("remove_edges must be a list of 'from:to' strings", mark, path)
+    edges = edges if isinstance(edges, LList) else LList([], mark=mark)
+    pairs = [_edge_pair(e) for e in edges]
+    drop = set()
+    for ref, ref_mark in zip(refs, refs.marks):
+        try:
+            pair = parse_edge_ref(ref)
+        except ValueError as err:
+            raise located_error(str(err), ref_mark, path) from None
+        if pair not in pairs:
+            existing = ", ".join(f"{a}:{b}" for a, b in pairs if a and b) or "none"
+            raise located_error(
+                f"remove_edges: the parent has no edge {pair[0]}:{pair[1]}; its edges: {existing}",
+                ref_mark,
+                path,
+                edge=f"{pair[0]}->{pair[1]}",
+            )
+        drop.add(pairs.index(pair))
+    out = LList([e for i, e in enumerate(edges) if i not in drop], mark=edges.mark)
+    out.marks = [m for i, m in enumerate(edges.marks) if i not in drop]
+    return out
+
+
+def _add_edges(edges: Any, new: Any, mark: Mark, path: str | None) -> Any:
+    """Child edges replace parent edges with the same ends, others are appended."""
+    if not isinstance(new, LList):
+        raise located_error("edges must be a list", mark, path)
+    if not isinstance(edges, LList):
+        return new
+    out = LList(edges, mark=edges.mark)
+    out.marks = list(edges.marks)
+    pairs = [_edge_pair(e) for e in out]
+    for item, item_mark in zip(new, new.marks):
+        pair = _edge_pair(item)
+        if pair is not None and pair in pairs:
+            i = pairs.index(pair)
+            out[i], out.marks[i] = item, item_mark
+        else:
+            out.append(item)
+            out.marks.append(item_mark)
+            pairs.append(pair)
+    return out
+
+
+def _display_path(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
