@@ -512,6 +512,8 @@ def report(results: dict, cfg: argparse.Namespace) -> str:
             " (checked by running the command in a fresh interpreter and reading `sys.modules`).",
             "",
         ]
+    for name, why in r.get("failed", {}).items():
+        lines += [f"## {name}: failed", "", f"This section did not complete: `{why}`.", ""]
     return "\n".join(lines)
 
 
@@ -593,17 +595,24 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "load_start": _load(),
     }
+    failures: dict[str, str] = {}
+    results["failed"] = failures
     for name in cfg.only or SECTIONS:
         start = time.perf_counter()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        results[name] = SECTIONS[name](cfg)
+        try:
+            results[name] = SECTIONS[name](cfg)
+        except Exception as err:  # report what ran; say which section failed and why
+            failures[name] = f"{type(err).__name__}: {err}"
+            print(f"bench: {name} FAILED: {failures[name]}", file=sys.stderr, flush=True)
+            continue
         print(f"bench: {name} done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     results["load_end"] = _load()
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     cfg.out.write_text(report(results, cfg) + "\n")
     cfg.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"bench: wrote {cfg.out} and {cfg.json}", file=sys.stderr)
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
