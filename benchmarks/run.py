@@ -436,11 +436,10 @@ def report(results: dict, cfg: argparse.Namespace) -> str:
             f"| MACs per image | {hrgraph_count(s['macs']['resnet18'])} | {hrgraph_count(s['macs']['hiresnet18'])} | {s['macs_ratio']:.3f} | | |",
             f"| parameters | {s['params']['resnet18']:,} | {s['params']['hiresnet18']:,} | {s['params_ratio']:.3f} | | |",
             "",
-            "MACs count convolutions and linear layers (`plan.macs`). The projections' pooling has no MACs but",
-            "reads its whole source, and their 1x1 convolutions and batch norms on small maps run at a lower",
-            "rate than the 3x3 convolutions that dominate ResNet-18, so on this CPU the projections cost more",
-            "than their MACs share. Where the extra eval time goes (torch.profiler, self CPU time per operator,",
-            "hiresnet18 minus resnet18, ms per forward): "
+            "MACs count convolutions and linear layers (`plan.macs`). The projections' average pooling has no",
+            "MACs but reads its whole source (PyTorch's CPU `avg_pool2d` with kernel 2 runs several times slower",
+            "than a copy of the same tensor), and batch norms and additions are memory-bound. Where the extra",
+            "eval time goes (torch.profiler, self CPU time per operator, hiresnet18 minus resnet18, ms per forward): "
             + ", ".join(f"`{k}` {v:+.1f}" for k, v in s["extra_ms_by_op"][:-1])
             + f"; all operators {s['extra_ms_by_op'][-1][1]:+.1f}.",
             "The hand-written HiResNet-18 (`benchmarks/handwritten.py`: torchvision's `BasicBlock`s and the six",
