@@ -238,6 +238,16 @@ def _generated_header(command: list[str]) -> str:
     )
 
 
+def _emit_generated(spec: Any, command: list[str], out: Path | None, summary: str) -> None:
+    """Print a generated spec (summary on stderr) or write it atomically to ``out``."""
+    if out is None:
+        click.echo(_generated_header(command) + spec.to_yaml(), nl=False)
+        click.echo(summary, err=True)
+        return
+    write_text_atomic(out, _generated_header(command + ["-o", str(out)]) + spec.to_yaml())
+    click.echo(f"wrote {out}: {summary}")
+
+
 def _parse_count(text: str) -> int | None:
     """``11350346``, ``11_350_346``, ``11,350,346`` or ``11.35M`` as an int; ``None`` if not a count."""
     import re
@@ -287,12 +297,7 @@ def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str
     command = ["hrgraph", "match", str(spec), "--to", target]
     command += [f"--tolerance={tolerance}"] if tolerance != 0.005 else []
     command += ["--name", name] if name else []
-    if out is None:
-        click.echo(_generated_header(command) + result.to_yaml(), nl=False)
-        click.echo(summary, err=True)
-        return
-    write_text_atomic(out, _generated_header(command + ["-o", str(out)]) + result.to_yaml())
-    click.echo(f"wrote {out}: {summary}")
+    _emit_generated(result, command, out, summary)
 
 
 @main.command()
@@ -374,12 +379,7 @@ def ablate(
     )
     removed = [e.name for e in base.edges if e not in derived.edges]
     summary = f"{derived.name}: removed {', '.join(removed) or 'no edge'}; {len(derived.edges)} edges left, {count_params(derived):,} params"
-    if out is None:
-        click.echo(_generated_header(command) + derived.to_yaml(), nl=False)
-        click.echo(summary, err=True)
-        return
-    write_text_atomic(out, _generated_header(command + ["-o", str(out)]) + derived.to_yaml())
-    click.echo(f"wrote {out}: {summary}")
+    _emit_generated(derived, command, out, summary)
 
 
 @main.command()
