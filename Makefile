@@ -7,7 +7,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	hrgraph compile specs/hiresnet18.yaml
+	$(PYTHON) -m hrgraph compile specs/hiresnet18.yaml
 
 test: setup
 	$(PYTHON) -m pytest -q
@@ -30,7 +30,7 @@ specs:
 # Draw every spec in specs/ to docs/gallery/<name>.svg and write docs/gallery.md;
 # tests/test_render.py fails if docs/gallery.md no longer matches specs/.
 gallery:
-	hrgraph gallery specs -o docs/gallery
+	$(PYTHON) -m hrgraph gallery specs -o docs/gallery
 
 # Compiled models vs hand-written ones, compile time, CLI latency (about 3 min
 # on 2 idle cores); writes docs/benchmarks.md and benchmarks/results.json.
