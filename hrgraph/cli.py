@@ -187,12 +187,22 @@ def _print_summary(summary: dict[str, Any]) -> None:
     else:
         console.print("projections: none")
     edge_params = sum(p["params"] for p in summary["projections"])
-    console.print(
-        f"total: {summary['params']:,} params ({format_count(summary['params'])}): "
-        f"{summary['params'] - edge_params:,} in nodes + {edge_params:,} in {len(summary['projections'])} projections; "
-        f"{format_count(summary['macs'])} MACs per sample; "
-        f"input {shape(summary['input'])} -> output {shape(summary['forward_output'][1:])}; fingerprint {summary['fingerprint']}"
+    n_proj = len(summary["projections"])
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    totals.add_row(
+        "total params",
+        f"{summary['params']:,} ({format_count(summary['params'])}) = {summary['params'] - edge_params:,} in nodes"
+        f" + {edge_params:,} in {n_proj} projection{'s' if n_proj != 1 else ''}",
     )
+    totals.add_row("MACs per sample", format_count(summary["macs"]))
+    totals.add_row(
+        "forward",
+        f"{shape(summary['input'])} -> {shape(summary['forward_output'][1:])} (checked on a zero input)",
+    )
+    totals.add_row("fingerprint", summary["fingerprint"])
+    console.print(totals)
     if "saved" in summary:
         console.print(f"saved {summary['saved']}")
 

@@ -63,8 +63,8 @@ def test_compile_table_lists_nodes_projections_and_totals():
     # The table reports the shapes and parameter counts that shape inference predicts.
     assert "512x4x4" in out
     assert f"{plan.projections['stem', 'stage4'].params:,}" in out
-    total = next(line for line in out.splitlines() if line.startswith("total:"))
-    assert f"{plan.params:,} params" in total
+    total = next(line for line in out.splitlines() if line.startswith("total params"))
+    assert f"{plan.params:,} (" in total
     assert f"in {len(spec.edges)} projections" in total
     assert result.stderr == ""
 
