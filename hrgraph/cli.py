@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from .errors import HrgraphError
+from .files import write_atomic
 
 EXIT_SPEC = 1
 EXIT_USAGE = 2
@@ -164,16 +165,15 @@ def compile_(spec: Path, as_json: bool, out: Path | None, input_text: str | None
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from .shapes import format_count
+    from .shapes import format_count, format_shape
 
     console = _console()
-    shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
     title = summary["name"] or "spec"
     nodes = Table(title=f"{title}: nodes", title_justify="left")
     for col, justify in (("node", "left"), ("block", "left"), ("input", "left"), ("output", "left"), ("params", "right")):
         nodes.add_column(col, justify=justify)
     for n in summary["nodes"]:
-        nodes.add_row(n["id"], n["block"], n["input"] or "(input)", shape(n["out_shape"]), f"{n['params']:,}")
+        nodes.add_row(n["id"], n["block"], n["input"] or "(input)", format_shape(n["out_shape"]), f"{n['params']:,}")
     console.print(nodes)
     if summary["projections"]:
         proj = Table(title="projections (long-range edges)", title_justify="left")
@@ -182,7 +182,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for p in summary["projections"]:
             pool = "-" if p["pool"] is None else (f"{p['pool']} {'x'.join(map(str, p['pool_kernel']))}" if p["pool_kernel"] else p["pool"])
             conv = "-" if p["conv"] is None else f"1x1 {p['conv'][0]}->{p['conv'][1]} + BN"
-            proj.add_row(p["edge"], p["merge"], pool, conv, f"{shape(p['in_shape'])} -> {shape(p['out_shape'])}", f"{p['params']:,}")
+            proj.add_row(p["edge"], p["merge"], pool, conv, f"{format_shape(p['in_shape'])} -> {format_shape(p['out_shape'])}", f"{p['params']:,}")
         console.print(proj)
     else:
         console.print("projections: none")
@@ -199,7 +199,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     totals.add_row("MACs per sample", format_count(summary["macs"]))
     totals.add_row(
         "forward",
-        f"{shape(summary['input'])} -> {shape(summary['forward_output'][1:])} (checked on a zero input)",
+        f"{format_shape(summary['input'])} -> {format_shape(summary['forward_output'][1:])} (checked on a zero input)",
     )
     totals.add_row("fingerprint", summary["fingerprint"])
     console.print(totals)
@@ -218,22 +218,7 @@ def schema(out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
     else:
-        write_text_atomic(out, text)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, so no half-written file is left."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_atomic(out, text)
 
 
 # -- spec derivation: match, ablate, zoo (hrgraph.match, hrgraph.ablate, hrgraph.zoo) --------------------
@@ -254,7 +239,7 @@ def _emit_generated(spec: Any, command: list[str], out: Path | None, summary: st
         click.echo(_generated_header(command) + spec.to_yaml(), nl=False)
         click.echo(summary, err=True)
         return
-    write_text_atomic(out, _generated_header(command + ["-o", str(out)]) + spec.to_yaml())
+    write_atomic(out, _generated_header(command + ["-o", str(out)]) + spec.to_yaml())
     click.echo(f"wrote {out}: {summary}")
 
 
@@ -369,7 +354,7 @@ def ablate(
         entries = []
         for derived in specs:
             kept = {e.key for e in derived.edges}
-            write_text_atomic(out / f"{derived.name}.yaml", header + derived.to_yaml())
+            write_atomic(out / f"{derived.name}.yaml", header + derived.to_yaml())
             entries.append(
                 {
                     "file": f"{derived.name}.yaml",
@@ -381,7 +366,7 @@ def ablate(
             )
         index = {"generated_by": " ".join(command + ["-o", str(out)]), "source": str(spec), "sweep": sweep, "variants": entries}
         index_path = out / f"{base.name or spec.stem}-{sweep}.index.json"
-        write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
+        write_atomic(index_path, json.dumps(index, indent=2) + "\n")
         click.echo(f"wrote {len(specs)} specs and {index_path}")
         return
     derived = ablate_spec(
@@ -411,7 +396,7 @@ def zoo(paths: tuple[Path, ...], out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    write_text_atomic(out, text)
+    write_atomic(out, text)
     click.echo(f"wrote {out}")
 
 

@@ -30,8 +30,6 @@ import gc
 import hashlib
 import keyword
 import linecache
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from torch import Tensor, nn
 
 from .blocks import build_block, build_projection, init_weights
 from .errors import CompileError, HrgraphError
+from .files import atomic_open
 from .shapes import MAX_PARAMS, Shape, ShapePlan, infer_shapes
 from .spec import Spec, load_spec, parse_edge_ref
 
@@ -407,15 +406,8 @@ def save_checkpoint(model: HrNet, path: str | Path, **extra: Any) -> None:
         "state_dict": model.state_dict(),
         **extra,
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        torch.save(payload, fh)
 
 
 def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[HrNet, dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .shapes import NodeShape, Projection, ShapePlan, format_count, infer_shapes
+from .shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
 from .spec import load_spec
 
 __all__ = ["Change", "SpecDiff", "diff_specs", "edge_text"]
@@ -36,10 +36,6 @@ class Change:
 
     status: str
     details: tuple[str, ...] = ()
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "x".join(str(v) for v in shape)
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ class SpecDiff:
 
 
 def _node_summary(node: NodeShape) -> str:
-    return f"{node.label}, {_shape(node.out_shape)}, {format_count(node.params)} params"
+    return f"{node.label}, {format_shape(node.out_shape)}, {format_count(node.params)} params"
 
 
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -109,7 +105,7 @@ def _node_change(plan_a: ShapePlan, plan_b: ShapePlan, node_id: str) -> Change |
     if old.input != new.input:
         details.append(f"input {old.input or '(network input)'} -> {new.input or '(network input)'}")
     if old.out_shape != new.out_shape:
-        details.append(f"output {_shape(old.out_shape)} -> {_shape(new.out_shape)}")
+        details.append(f"output {format_shape(old.out_shape)} -> {format_shape(new.out_shape)}")
     if old.params != new.params:
         details.append(f"params {format_count(old.params)} -> {format_count(new.params)}")
     return Change("changed", tuple(details)) if details else None
@@ -129,7 +125,7 @@ def _settings(plan_a: ShapePlan, plan_b: ShapePlan) -> list[str]:
     a, b = plan_a.spec, plan_b.spec
     out = []
     if plan_a.input_shape != plan_b.input_shape:
-        out.append(f"input {_shape(plan_a.input_shape)} -> {_shape(plan_b.input_shape)}")
+        out.append(f"input {format_shape(plan_a.input_shape)} -> {format_shape(plan_b.input_shape)}")
     out += [f"residuals.{text}" for text in _field_changes(a.residuals.model_dump(), b.residuals.model_dump())]
     if a.zero_init_residual != b.zero_init_residual:
         out.append(f"zero_init_residual {a.zero_init_residual} -> {b.zero_init_residual}")

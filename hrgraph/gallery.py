@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HrgraphError, RenderError
-from .render import plan_diagram, write_atomic, write_diagram
+from .files import write_atomic
+from .render import plan_diagram, write_diagram
 from .shapes import format_count, infer_shapes
 from .spec import load_spec
 

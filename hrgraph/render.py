@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ import networkx as nx
 
 from .diff import SpecDiff, diff_specs, edge_text
 from .errors import GraphError, RenderError, did_you_mean
-from .shapes import NodeShape, Projection, ShapePlan, format_count, infer_shapes
+from .files import write_atomic
+from .shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
 from .spec import Spec, load_spec, parse_edge_ref
 
 __all__ = ["FORMATS", "INSTALL_HINT", "to_dot", "render", "diff_dot", "render_diff", "write_diagram", "plan_diagram"]
@@ -69,15 +69,11 @@ LEGEND_ID = "__legend"
 SOLID, THIN, DASHED = "\u2501\u2501\u2501\u2501", "\u2500\u2500\u2500\u2500", "\u254c\u254c\u254c\u254c"
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "x".join(str(v) for v in shape)
-
-
 def _node_label(node: NodeShape, *, compact: bool = False, extra: Iterable[str] = ()) -> str:
     """An HTML-like label: bold id, block, output shape (C x H x W) and parameters."""
-    shape = _shape(node.out_shape)
+    shape = format_shape(node.out_shape)
     if node.block_shape != node.out_shape:  # concat edges widen the output
-        shape = f"{_shape(node.block_shape)} + concat = {shape}"
+        shape = f"{format_shape(node.block_shape)} + concat = {shape}"
     params = f"{format_count(node.params)} params"
     if compact:
         lines = [f"<b>{html.escape(node.id)}</b>  {html.escape(node.label)}", f"{shape}, {params}"]
@@ -167,7 +163,7 @@ def _legend(graph: graphviz.Digraph, entries: list[tuple[str, str, str]]) -> Non
 
 
 def _input_node(graph: graphviz.Digraph, shape: tuple[int, ...]) -> None:
-    graph.node(INPUT_ID, f"<<b>input</b><br/>{_shape(shape)}>", shape="oval", style="filled", fillcolor="white")
+    graph.node(INPUT_ID, f"<<b>input</b><br/>{format_shape(shape)}>", shape="oval", style="filled", fillcolor="white")
 
 
 def plan_diagram(
@@ -373,21 +369,6 @@ def _format(path: Path, fmt: str | None) -> str:
             path=str(path),
         )
     return fmt
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path``, then rename: nobody ever sees a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_diagram(source: str, path: str | os.PathLike[str], *, fmt: str | None = None) -> Path:

@@ -20,7 +20,7 @@ from .graph import check_graph, topological_order
 from .kinds import Shape, bn_params, conv_params
 from .spec import Edge, Spec
 
-__all__ = ["Projection", "NodeShape", "ShapePlan", "infer_shapes", "count_params", "format_count"]
+__all__ = ["Projection", "NodeShape", "ShapePlan", "infer_shapes", "count_params", "format_count", "format_shape"]
 
 #: Refuse specs above this many parameters (8 GB of float32 weights) unless
 #: the caller raises the limit: a typo should fail here, not in an allocator.
@@ -41,6 +41,17 @@ def format_count(n: int) -> str:
         if abs(n) >= size:
             return f"{n / size:.1f}{unit}"
     return str(n)
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """``64x32x32`` for ``(64, 32, 32)``.
+
+    Examples
+    --------
+    >>> format_shape((512, 4, 4))
+    '512x4x4'
+    """
+    return "x".join(str(v) for v in shape)
 
 
 @dataclass(frozen=True)
