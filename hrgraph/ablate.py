@@ -22,7 +22,7 @@ from typing import Callable
 
 from .errors import GraphError, UnknownNodeError, did_you_mean
 from .graph import check_graph
-from .spec import Edge, Spec, load_spec
+from .spec import Edge, Spec, load_spec, parse_edge_ref
 
 __all__ = ["select_edges", "ablate", "sweep", "variant_edges", "VARIANTS", "SWEEPS", "MAX_VARIANTS"]
 
@@ -44,17 +44,19 @@ def _listing(spec: Spec) -> str:
 
 
 def _split(selector: object, spec: Spec) -> tuple[str, str]:
-    text = selector.strip() if isinstance(selector, str) else ""
-    for sep in ("->", ":"):
-        src, found, dst = text.partition(sep)
-        if found and src.strip() and dst.strip():
-            return src.strip(), dst.strip()
-    if text == "*":
+    if isinstance(selector, str) and selector.strip() == "*":
         return "*", "*"
-    raise GraphError(
-        f"edge selector {selector!r} is not of the form 'from:to' (patterns: 'stem:*', '*:stage4', '*:*')",
-        path=spec.path,
-    )
+    try:
+        return parse_edge_ref(selector) if isinstance(selector, str) else parse_edge_ref("")
+    except ValueError:
+        raise GraphError(
+            f"edge selector {selector!r} is not of the form 'from:to' (patterns: 'stem:*', '*:stage4', '*:*')",
+            path=spec.path,
+        ) from None
+
+
+def _matches(edge: Edge, src: str, dst: str) -> bool:
+    return fnmatchcase(edge.from_, src) and fnmatchcase(edge.to, dst)
 
 
 def _resolve(spec: Spec, selector: str) -> list[Edge]:
@@ -67,7 +69,7 @@ def _resolve(spec: Spec, selector: str) -> list[Edge]:
                 f"the spec's edges: {_listing(spec)}",
                 path=spec.path,
             )
-    matched = [e for e in spec.edges if fnmatchcase(e.from_, src) and fnmatchcase(e.to, dst)]
+    matched = [e for e in spec.edges if _matches(e, src, dst)]
     if matched:
         return matched
     if not (_PATTERN_CHARS & set(src + dst)):
@@ -151,7 +153,7 @@ def variant_edges(spec: Spec, variant: str) -> list[Edge]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}{did_you_mean(variant, VARIANTS)}; known: {', '.join(VARIANTS)}")
     selectors = VARIANTS[variant](spec)
-    edges = [e for s in selectors for e in spec.edges if _matches(e, s)]
+    edges = [e for s in selectors for e in spec.edges if _matches(e, *_split(s, spec))]
     if not edges:
         raise GraphError(
             f"variant '{variant}' ({', '.join(selectors) or 'no node'}) keeps no edge of {spec.name or 'the spec'}; "
@@ -159,11 +161,6 @@ def variant_edges(spec: Spec, variant: str) -> list[Edge]:
             path=spec.path,
         )
     return [e for e in spec.edges if e in edges]
-
-
-def _matches(edge: Edge, selector: str) -> bool:
-    src, _, dst = selector.partition(":")
-    return fnmatchcase(edge.from_, src) and fnmatchcase(edge.to, dst)
 
 
 # -- deriving specs ----------------------------------------------------------------
