@@ -53,9 +53,10 @@ def located_error(message: str, mark: Mark | None, path: str | None = None, **kw
     return SpecError(message, path=mark.path or path, line=mark.line, column=mark.column, **kw)
 
 
-def _edge_pair(item: Any) -> tuple[Any, Any] | None:
-    if isinstance(item, Mapping):
-        return (item.get("from"), item.get("to"))
+def _edge_pair(item: Any) -> tuple[str, str] | None:
+    """The ends of a raw edge, or ``None`` where they are not both strings (validation reports those)."""
+    if isinstance(item, Mapping) and isinstance(item.get("from"), str) and isinstance(item.get("to"), str):
+        return (item["from"], item["to"])
     return None
 
 
@@ -136,21 +137,25 @@ def _remove_edges(edges: Any, refs: Any, mark: Mark, path: str | None) -> Any:
         raise located_error("remove_edges must be a list of 'from:to' strings", mark, path)
     edges = edges if isinstance(edges, LList) else LList([], mark=mark)
     pairs = [_edge_pair(e) for e in edges]
+    position: dict[tuple[str, str], int] = {}
+    for i, pair in enumerate(pairs):
+        if pair is not None:
+            position.setdefault(pair, i)
     drop = set()
     for ref, ref_mark in zip(refs, refs.marks):
         try:
             pair = parse_edge_ref(ref)
         except ValueError as err:
             raise located_error(str(err), ref_mark, path) from None
-        if pair not in pairs:
-            existing = ", ".join(f"{a}:{b}" for a, b in pairs if a and b) or "none"
+        if pair not in position:
+            existing = ", ".join(f"{a}:{b}" for a, b in filter(None, pairs)) or "none"
             raise located_error(
                 f"remove_edges: the parent has no edge {pair[0]}:{pair[1]}; its edges: {existing}",
                 ref_mark,
                 path,
                 edge=f"{pair[0]}->{pair[1]}",
             )
-        drop.add(pairs.index(pair))
+        drop.add(position[pair])
     out = LList([e for i, e in enumerate(edges) if i not in drop], mark=edges.mark)
     out.marks = [m for i, m in enumerate(edges.marks) if i not in drop]
     return out
@@ -164,16 +169,21 @@ def _add_edges(edges: Any, new: Any, mark: Mark, path: str | None) -> Any:
         return new
     out = LList(edges, mark=edges.mark)
     out.marks = list(edges.marks)
-    pairs = [_edge_pair(e) for e in out]
+    # Ends -> position (the first edge with those ends, as the parent lists it).
+    position: dict[tuple[str, str], int] = {}
+    for i, e in enumerate(out):
+        if (pair := _edge_pair(e)) is not None:
+            position.setdefault(pair, i)
     for item, item_mark in zip(new, new.marks):
         pair = _edge_pair(item)
-        if pair is not None and pair in pairs:
-            i = pairs.index(pair)
+        if pair is not None and pair in position:
+            i = position[pair]
             out[i], out.marks[i] = item, item_mark
         else:
+            if pair is not None:
+                position[pair] = len(out)
             out.append(item)
             out.marks.append(item_mark)
-            pairs.append(pair)
     return out
 
 
