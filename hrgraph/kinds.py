@@ -103,7 +103,9 @@ class Block(BaseModel):
     start here.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: an integer field takes only integers and a boolean only true/false
+    # (no "16" -> 16, true -> 1, "off" -> False); see docs/spec.md "Values".
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     id: NodeId = Field(description="Stable node id; becomes the module's state_dict prefix.")
     input: NodeId | None = Field(

@@ -13,6 +13,7 @@ back to the closest enclosing key that exists (the approach Dagster takes).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -71,6 +72,61 @@ _TAGS = {
 }
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading plain scalars as YAML 1.2's core schema does.
+
+    PyYAML implements YAML 1.1, where ``yes``/``no``/``on``/``off``/``y``/``n``
+    are booleans, ``010`` is octal (8), ``1_000`` and ``1:30`` are integers,
+    and ``1e3`` is a string.  A spec means what it says: only ``true``/``false``
+    are booleans, integers are decimal without a leading zero, floats are
+    decimal with a point or an exponent; anything else stays a string, which
+    validation then refuses where a number or a boolean is expected (naming
+    the YAML 1.1 trap).  Composing also counts nodes (see :data:`MAX_YAML_NODES`),
+    so that a huge document is refused before it is built, not after.
+    """
+
+    yaml_implicit_resolvers: dict = {}
+    node_budget = MAX_YAML_NODES
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        self.node_budget -= 1
+        if self.node_budget < 0:
+            mark = self.peek_event().start_mark
+            raise _TooLarge(mark)
+        return super().compose_node(parent, index)
+
+
+class _TooLarge(Exception):
+    def __init__(self, mark: Any) -> None:
+        super().__init__("too many YAML nodes")
+        self.mark = mark
+
+
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^[-+]?(?:0|[1-9][0-9]*)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+|\.[0-9]+[eE][-+]?[0-9]+)"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("merge", r"^(?:<<)$", "<"),
+    # Dates resolve as in YAML 1.1 only to be refused with a hint to quote them.
+    (
+        "timestamp",
+        r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+        |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+        (?:[Tt]|[ \t]+)[0-9][0-9]?
+        :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+        (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+        "0123456789",
+    ),
+):
+    _SpecLoader.add_implicit_resolver(_CORE + _tag, re.compile(_pattern, re.X), list(_first))
+
+
 def _mark(node: yaml.Node, path: str | None) -> Mark:
     return Mark(path, node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -87,6 +143,15 @@ def _yaml_error(err: yaml.YAMLError, path: str | None) -> SpecError:
     if problem_mark is None:
         return SpecError(message, path=path)
     return SpecError(message, path=path, line=problem_mark.line + 1, column=problem_mark.column + 1)
+
+
+def _too_large(path: str | None, mark: Mark) -> SpecError:
+    return SpecError(
+        f"the document has more than {MAX_YAML_NODES:,} YAML nodes (aliases expanded); a spec this large is refused",
+        path=path,
+        line=mark.line,
+        column=mark.column,
+    )
 
 
 def parse_yaml(text: str, path: str | None = None) -> Any:
@@ -118,7 +183,7 @@ def parse_yaml(text: str, path: str | None = None) -> Any:
     (['x', 'y'], 2)
     """
     try:
-        loader = yaml.SafeLoader(text)  # refuses non-printable characters up front
+        loader = _SpecLoader(text)  # refuses non-printable characters up front
     except yaml.reader.ReaderError as err:
         line = text.count("\n", 0, err.position) + 1
         column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
@@ -127,6 +192,8 @@ def parse_yaml(text: str, path: str | None = None) -> Any:
         root = loader.get_single_node()
     except yaml.YAMLError as err:
         raise _yaml_error(err, path) from err
+    except _TooLarge as err:
+        raise _too_large(path, Mark(path, err.mark.line + 1, err.mark.column + 1)) from None
     except RecursionError:
         # PyYAML composes nested collections recursively; say where it gave up.
         mark = loader.get_mark()
@@ -169,14 +236,7 @@ def _construct(
         )
     budget[0] -= 1
     if budget[0] < 0:
-        mark = _mark(node, path)
-        raise SpecError(
-            f"the document has more than {MAX_YAML_NODES} YAML nodes (aliases expanded); "
-            "a spec this large is refused",
-            path=path,
-            line=mark.line,
-            column=mark.column,
-        )
+        raise _too_large(path, _mark(node, path))
     if node.tag not in _TAGS[type(node)]:
         # Checked here, not left to the constructor: on a mapping or a list an
         # explicit tag would otherwise be dropped silently.

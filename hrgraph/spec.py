@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic import (
     SerializationInfo,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -46,7 +48,8 @@ FORMAT_VERSION = 1
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: as for blocks (hrgraph.kinds.Block), values are never coerced.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class InputShape(_Frozen):
@@ -94,7 +97,7 @@ class Edge(_Frozen):
     ``adaptive`` (adaptive average pooling, which allows non-integer ratios).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
     from_: NodeId = Field(alias="from", description="Source node id.")
     to: NodeId = Field(description="Target node id.")
@@ -183,6 +186,14 @@ class Spec(_Frozen):
 
     _path: str | None = PrivateAttr(default=None)
     _data: Any = PrivateAttr(default=None)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_not_bool(cls, value: Any) -> Any:
+        # Literal[1] accepts True (True == 1), even in strict mode.
+        if isinstance(value, bool):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return value
 
     # -- lookups -------------------------------------------------------------
 
@@ -290,6 +301,78 @@ def _model_at(data: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
     return None
 
 
+#: What a field of each pydantic error type expects, in the spec's words
+#: (never pydantic's class names: "instance of Edge" means nothing in a YAML file).
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping (key: value pairs)",
+    "model_type": "a mapping (key: value pairs)",
+    "model_attributes_type": "a mapping (key: value pairs)",
+}
+_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _written(value: Any) -> str:
+    """What a spec wrote, as a YAML reader would name it."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {shown!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _strict_message(kind: str, value: Any) -> str:
+    """``expected an integer, got the string '16'`` with a hint for YAML 1.1 habits.
+
+    Examples
+    --------
+    >>> _strict_message("bool_type", "off")
+    "expected true or false, got the string 'off' (YAML 1.1 reads yes/no/on/off as booleans; specs are read as YAML 1.2, where only true and false are)"
+    >>> _strict_message("int_type", "010")
+    "expected an integer, got the string '010' (a leading zero means octal in YAML 1.1 (010 is 8) and is refused here: write 8 or 10)"
+    """
+    message = f"expected {_EXPECTED[kind]}, got {_written(value)}"
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _YAML11_BOOLS:
+            message += (
+                " (YAML 1.1 reads yes/no/on/off as booleans; specs are read as YAML 1.2, where only true and false are)"
+            )
+        elif re.fullmatch(r"[-+]?0[0-7]+", text):
+            octal = int(text.lstrip("+-")[1:], 8) * (-1 if text.startswith("-") else 1)
+            decimal = int(text)
+            message += (
+                f" (a leading zero means octal in YAML 1.1 ({text} is {octal}) and is refused here: "
+                f"write {octal} or {decimal})"
+            )
+        elif re.fullmatch(r"[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?", text):
+            message += " (a quoted number is a string: remove the quotes)"
+        elif re.fullmatch(r"[-+]?[0-9][0-9_:]*|[-+]?0[xXob][0-9a-fA-F_]+", text):
+            message += " (YAML 1.1 number forms such as 1_000, 1:30 and 0x10 are strings in YAML 1.2: write plain decimal)"
+    elif isinstance(value, (int, float)) and _EXPECTED[kind] == "true or false":
+        message += " (write true or false)"
+    return message
+
+
 def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> SpecError:
     loc = tuple(err["loc"])
     mark, used = locate(data, loc) if data is not None else (None, 0)
@@ -310,6 +393,8 @@ def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> Sp
         if node or edge:
             rel = tuple(k for k in loc[2:] if not (data is not None and k not in _keys_on_path(data, loc)))
     msg = err["msg"]
+    if err["type"] in _EXPECTED:
+        msg = _strict_message(err["type"], err.get("input"))
     if err["type"] == "missing" and loc:
         msg = f"missing required key '{loc[-1]}'"
     elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
