@@ -56,7 +56,7 @@ def _add(x: Tensor, residual: Tensor | None) -> Tensor:
 
 
 class ConvBNReLU(nn.Module):
-    """A stem: conv, BN, ReLU, optional 3x3/2 max-pool."""
+    """A stem: conv, BN, ReLU, optional 3x3/2 max-pool (computed as max-pool, then ReLU: the same values)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, maxpool: bool) -> None:
         super().__init__()
@@ -66,8 +66,14 @@ class ConvBNReLU(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if maxpool else None
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        x = self.relu(_add(self.bn(self.conv(x)), residual))
-        return self.maxpool(x) if self.maxpool is not None else x
+        x = self.bn(self.conv(x))
+        if self.maxpool is not None:
+            # Max-pooling before the ReLU gives exactly what pooling after it
+            # gives (both are maxima; the pool pads with -inf), and a
+            # pre-activation residual must enter at the block's output size,
+            # which is what the shape plan projects it to.
+            x = self.maxpool(x)
+        return self.relu(_add(x, residual))
 
 
 class BasicUnit(nn.Module):

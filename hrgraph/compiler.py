@@ -40,12 +40,12 @@ from torch import Tensor, nn
 from .blocks import build_block, build_projection, init_weights
 from .errors import CompileError, HrgraphError
 from .files import atomic_open
-from .shapes import MAX_PARAMS, Shape, ShapePlan, infer_shapes
+from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
 from .spec import Spec, load_spec, parse_edge_ref
 
 __all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
 
-_RESERVED = {"self", "x", "torch", "nodes", "projections"}
+_RESERVED = {"self", "x", "torch", "nodes", "projections", "residual"}
 # Node ids that would shadow a builtin get a trailing underscore too, so that
 # the generated code stays safe to extend by hand.
 _TAKEN = frozenset(_RESERVED | set(dir(builtins)) | set(keyword.kwlist))
@@ -61,6 +61,12 @@ def _variable_names(order: Iterable[str]) -> dict[str, str]:
         names[node_id] = name
         taken.add(name)
     return names
+
+
+def _node_call(node_id: str) -> str:
+    # A node id is an identifier, but may be a Python keyword ("class",
+    # "lambda", "None"): those modules are looked up by key, still under their id.
+    return f"nodes[{node_id!r}]" if keyword.iskeyword(node_id) else f"nodes.{node_id}"
 
 
 def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) -> str:
@@ -136,13 +142,22 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
         live = [p for p in plan.incoming[node_id] if p.edge.key not in off]
         sums = [p for p in live if p.merge == "sum"]
         cats = [p for p in live if p.merge == "concat"]
+        call = _node_call(node_id)
         if sums and entry == "pre_activation" and block.has_final_activation:
-            residual = " + ".join(term(p) for p in sums)
-            reads = (source, *(p.source for p in sums))
-            statements.append((f"{out} = nodes.{node_id}({arg}, {residual})", reads))
+            if len(sums) == 1:
+                statements.append((f"{out} = {call}({arg}, {term(sums[0])})", (source, sums[0].source)))
+            else:
+                # One statement per term, not one long a + b + ... expression:
+                # thousands of terms would exceed the parser's recursion limit.
+                # The sources count as read by the node's statement, so they are
+                # released after it, as a single expression would release them.
+                statements.append((f"residual = {term(sums[0])} + {term(sums[1])}", ()))
+                statements.extend((f"residual += {term(p)}", ()) for p in sums[2:])
+                statements.append((f"{out} = {call}({arg}, residual)", (source, *(p.source for p in sums))))
+                statements.append(("del residual", ()))
             sums = []
         else:
-            statements.append((f"{out} = nodes.{node_id}({arg})", (source,)))
+            statements.append((f"{out} = {call}({arg})", (source,)))
         for i, p in enumerate(sums):
             # The first sum makes a fresh tensor; adding the rest into it in
             # place is safe even in training (a sum saves nothing for backward).
@@ -214,7 +229,20 @@ class HrNet(nn.Module):
         self.projections = nn.ModuleDict()
         for node_id in plan.order:
             shape = plan.nodes[node_id]
-            self.nodes[node_id] = build_block(self.spec.node(node_id), shape.in_shape)
+            module = build_block(self.spec.node(node_id), shape.in_shape)
+            try:
+                self.nodes[node_id] = module
+            except KeyError as err:
+                # Only an attribute that a newer torch added to nn.ModuleDict gets
+                # here: kinds.RESERVED_IDS refuses the known ones while validating.
+                mark = self.spec.locate("nodes", self.spec.node_index[node_id], "id")
+                raise CompileError(
+                    f"'{node_id}' cannot be a node id with this version of torch: it is an attribute of nn.ModuleDict",
+                    node=node_id,
+                    path=mark.path if mark else self.spec.path,
+                    line=mark.line if mark else None,
+                    column=mark.column if mark else None,
+                ) from err
         for key, projection in plan.projections.items():
             module = build_projection(projection)
             if module is not None:
@@ -331,22 +359,27 @@ def _gc_paused() -> Iterator[None]:
 
 
 def compile_model(
-    spec: "Spec | str | Path | Mapping[str, Any]",
+    spec: "Spec | ShapePlan | str | Path | Mapping[str, Any]",
     *,
     input_shape: Shape | None = None,
     max_params: int = MAX_PARAMS,
+    max_activation: int = MAX_ACTIVATION,
     allow_imports: bool = False,
 ) -> HrNet:
     """Compile a spec into an ordinary ``nn.Module``.
 
     Parameters
     ----------
-    spec : Spec, path, YAML text or dict
-        Anything :func:`hrgraph.load_spec` takes.
+    spec : Spec, ShapePlan, path, YAML text or dict
+        Anything :func:`hrgraph.load_spec` takes, or the plan
+        :func:`hrgraph.infer_shapes` made of a spec (then ``input_shape`` and
+        the limits have been applied already and must not be given).
     input_shape : (int, int, int), optional
-        Override the spec's input ``(C, H, W)``.
+        Override the spec's input ``(C, H, W)``, within the limits of the spec's ``input``.
     max_params : int
         Refuse networks above this many parameters (checked before allocating).
+    max_activation : int
+        Refuse an input or node output above this many elements per sample.
     allow_imports : bool
         Passed to :func:`hrgraph.load_spec`.
 
@@ -369,8 +402,14 @@ def compile_model(
     >>> sum(p.numel() for p in model.parameters()) == hrgraph.count_params(model.spec)
     True
     """
-    spec = load_spec(spec, allow_imports=allow_imports)
-    plan = infer_shapes(spec, input_shape=input_shape, max_params=max_params)
+    if isinstance(spec, ShapePlan):
+        if input_shape is not None:
+            raise TypeError("input_shape applies when compiling a spec; a ShapePlan has its input shape")
+        plan = spec
+        spec = plan.spec
+    else:
+        spec = load_spec(spec, allow_imports=allow_imports)
+        plan = infer_shapes(spec, input_shape=input_shape, max_params=max_params, max_activation=max_activation)
     with _gc_paused():
         model = HrNet(plan)
     # Only our own modules get torchvision's init; user blocks keep theirs.

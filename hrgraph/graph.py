@@ -30,6 +30,7 @@ def check_graph(spec: Spec) -> nx.DiGraph:
 
     Checks, in order: duplicate node ids; ``input`` references; edge ends
     (unknown nodes, self-loops, duplicates, kinds that take or give no edges);
+    a block that returns ``(batch, features)`` (a classifier) anywhere but last;
     cycles; nodes whose output never reaches the last node (every node is
     reachable from the first: each has a main input).
 
@@ -128,6 +129,14 @@ def check_graph(spec: Spec) -> nx.DiGraph:
             graph.add_edge(edge.from_, edge.to, main=False)
         graph.edges[edge.from_, edge.to].update(residual=edge, edge_index=j)
 
+    for i, node in enumerate(spec.nodes[:-1]):
+        if node.terminal:
+            raise GraphError(
+                f"a {node.kind} node returns (batch, features), not a feature map, so it must be the last node "
+                f"(the network's output is '{spec.nodes[-1].id}')",
+                node=node.id,
+                **_where(spec, "nodes", i),
+            )
     _check_acyclic(spec, graph)
     _check_reachability(spec, graph)
     return graph

@@ -32,6 +32,7 @@ __all__ = [
     "KindRegistry",
     "KINDS",
     "MAX_CHANNELS",
+    "RESERVED_IDS",
 ]
 
 Shape = tuple[int, int, int]
@@ -43,18 +44,44 @@ MAX_KERNEL = 63
 MAX_DEPTH = 1024
 
 
-def _no_dunder(value: str) -> str:
-    # Projection modules are named "<from>__<to>", so "__" in an id would make
-    # two different edges collide in the state_dict.
+#: Ids that cannot be node ids: the public attributes of ``torch.nn.ModuleDict``
+#: (which holds the nodes by id, so ``nodes.forward`` would be its method, and
+#: torch refuses such a module name).  Kept here, without importing torch, so
+#: that ``validate`` refuses them; tests/test_names.py checks the list covers
+#: the installed torch, and the compiler refuses any newer one with a located error.
+RESERVED_IDS = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double
+    dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu
+    items keys load_state_dict modules mtia named_buffers named_children named_modules named_parameters
+    parameters pop register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
+    to_empty train training type update values xpu zero_grad""".split()
+)
+
+
+def _check_id(value: str) -> str:
+    # Projection modules are named "<from>__<to>".  An id holds no "__" and
+    # starts with a letter (the pattern), so the last "__" of a module name
+    # always separates its two ends: different edges never share a name.
     if "__" in value:
         raise ValueError("node ids may not contain '__' (it separates the two ends of an edge's module name)")
+    if value in RESERVED_IDS:
+        raise ValueError(
+            f"'{value}' cannot be a node id: it is an attribute of torch's nn.ModuleDict, which holds the "
+            f"nodes by id (ids are state_dict keys); choose another id, e.g. '{value}_block'"
+        )
     return value
 
 
+#: A letter, then letters, digits and single underscores; becomes a state_dict key.
+ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+
 NodeId = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64),
-    AfterValidator(_no_dunder),
+    StringConstraints(pattern=ID_PATTERN, max_length=64),
+    AfterValidator(_check_id),
 ]
 Channels = Annotated[int, Field(gt=0, le=MAX_CHANNELS)]
 Kernel = Annotated[int, Field(gt=0, le=MAX_KERNEL)]
@@ -118,6 +145,9 @@ class Block(BaseModel):
     emits_edges: ClassVar[bool] = True
     #: Whether the block ends in an activation that a ``pre_activation`` residual can enter before.
     has_final_activation: ClassVar[bool] = False
+    #: Whether the block's module returns ``(batch, features)`` rather than a feature
+    #: map (``out_shape`` is then ``(features, 1, 1)``): such a block must be the last node.
+    terminal: ClassVar[bool] = False
 
     def out_shape(self, in_shape: Shape) -> Shape:
         """Output shape for ``in_shape``; raises :class:`ShapeError` where it does not fit."""
@@ -331,6 +361,7 @@ class ClassifierBlock(Block):
 
     accepts_edges: ClassVar[bool] = False
     emits_edges: ClassVar[bool] = False
+    terminal: ClassVar[bool] = True
 
     def out_shape(self, in_shape: Shape) -> Shape:
         return (self.classes, 1, 1)

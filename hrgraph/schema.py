@@ -46,7 +46,7 @@ def spec_json_schema() -> dict[str, Any]:
     }
     schema["properties"]["remove_edges"] = {
         "type": "array",
-        "items": {"type": "string", "pattern": "^\\s*[A-Za-z_][A-Za-z0-9_]*\\s*(:|->)\\s*[A-Za-z_][A-Za-z0-9_]*\\s*$"},
+        "items": {"type": "string", "pattern": "^\\s*[A-Za-z][A-Za-z0-9_]*\\s*(:|->)\\s*[A-Za-z][A-Za-z0-9_]*\\s*$"},
         "description": "Edges of the parent to drop, as 'from:to'.",
     }
     required = schema.pop("required", [])
