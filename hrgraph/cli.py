@@ -59,11 +59,11 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
     """Parse ``CxHxW`` (e.g. ``3x64x64``)."""
     if text is None:
         return None
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
+    import re
+
+    parts = text.strip().lower().replace("*", "x").split("x")
+    # Plain digits only: int() would also read "3_2" as 32 and " 3" as 3.
+    values = tuple(int(p) for p in parts) if all(re.fullmatch(r"[0-9]+", p) for p in parts) else ()
     if len(values) != 3 or min(values) < 1:
         raise click.BadParameter(f"expected CxHxW with positive integers, e.g. 3x32x32, not {text!r}")
     return values  # type: ignore[return-value]
@@ -84,6 +84,11 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+max_activation_option = click.option(
+    "--max-activation", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Refuse an input or node output above N elements per sample (default 2^28, 1 GiB of float32).",
+)
+
 allow_imports_option = click.option(
     "--allow-imports", is_flag=True, help="Import the Python modules a spec lists under 'imports' (runs their code)."
 )
@@ -91,20 +96,21 @@ allow_imports_option = click.option(
 
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@max_activation_option
 @allow_imports_option
 @handle_errors
-def validate(specs: tuple[Path, ...], allow_imports: bool) -> None:
+def validate(specs: tuple[Path, ...], max_activation: int | None, allow_imports: bool) -> None:
     """Check SPECS (structure, graph and shapes) without building any module.
 
     Prints one line per spec; exits 1 if any is invalid.
     """
-    from .shapes import format_count, infer_shapes
+    from .shapes import MAX_ACTIVATION, format_count, infer_shapes
     from .spec import load_spec
 
     failed = 0
     for path in specs:
         try:
-            plan = infer_shapes(load_spec(path, allow_imports=allow_imports))
+            plan = infer_shapes(load_spec(path, allow_imports=allow_imports), max_activation=max_activation or MAX_ACTIVATION)
         except HrgraphError as err:
             failed += 1
             _fail(err)
@@ -124,24 +130,41 @@ def validate(specs: tuple[Path, ...], allow_imports: bool) -> None:
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Save state_dict, resolved spec and fingerprint (a .pt file).")
 @click.option("--input", "input_text", metavar="CxHxW", help="Override the spec's input shape.")
 @click.option("--max-params", type=click.IntRange(min=1), default=None, help="Refuse networks above this many parameters.")
+@max_activation_option
 @allow_imports_option
 @handle_errors
-def compile_(spec: Path, as_json: bool, out: Path | None, input_text: str | None, max_params: int | None, allow_imports: bool) -> None:
+def compile_(
+    spec: Path,
+    as_json: bool,
+    out: Path | None,
+    input_text: str | None,
+    max_params: int | None,
+    max_activation: int | None,
+    allow_imports: bool,
+) -> None:
     """Validate and build SPEC, run one forward on a zero input, and print its table.
 
     The table lists every node (block, output shape, parameters), then every
     inserted projection, then the totals.
     """
     input_shape = parse_shape(input_text)
-    from .shapes import MAX_PARAMS
+    from .shapes import MAX_ACTIVATION, MAX_PARAMS, infer_shapes
     from .spec import load_spec
 
     loaded = load_spec(spec, allow_imports=allow_imports)
+    # Shapes and limits first, without torch: an absurd spec or --input is
+    # refused before torch is even imported (let alone allocates).
+    checked = infer_shapes(
+        loaded,
+        input_shape=input_shape,
+        max_params=max_params or MAX_PARAMS,
+        max_activation=max_activation or MAX_ACTIVATION,
+    )
     import torch
 
     from .compiler import compile_model, save_checkpoint
 
-    model = compile_model(loaded, input_shape=input_shape, max_params=max_params or MAX_PARAMS)
+    model = compile_model(checked)
     plan = model.plan
     model.eval()
     with torch.no_grad():

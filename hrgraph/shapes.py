@@ -14,19 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+from pydantic import ValidationError
 
 from .errors import ShapeError
 from .graph import check_graph, topological_order
 from .kinds import Shape, bn_params, conv_params
-from .spec import Edge, Spec
+from .spec import Edge, InputShape, Spec
 
 __all__ = ["Projection", "NodeShape", "ShapePlan", "infer_shapes", "count_params", "format_count", "format_shape"]
 
 #: Refuse specs above this many parameters (8 GB of float32 weights) unless
 #: the caller raises the limit: a typo should fail here, not in an allocator.
 MAX_PARAMS = 2_000_000_000
-#: Refuse any single activation of one sample above this many elements.
-MAX_ACTIVATION = 1 << 31
+#: Refuse the input or any node's output above this many elements for one
+#: sample (1 GiB of float32; a 64x2048x2048 feature map) unless the caller
+#: raises the limit: shapes are checked before torch allocates anything.
+MAX_ACTIVATION = 1 << 28
 
 
 def format_count(n: int) -> str:
@@ -260,6 +263,7 @@ def infer_shapes(
     *,
     input_shape: Shape | None = None,
     max_params: int = MAX_PARAMS,
+    max_activation: int = MAX_ACTIVATION,
 ) -> ShapePlan:
     """Check ``spec``'s graph and infer every shape and projection.
 
@@ -267,9 +271,12 @@ def infer_shapes(
     ----------
     spec : Spec
     input_shape : (int, int, int), optional
-        Override the spec's input ``(C, H, W)``.
+        Override the spec's input ``(C, H, W)``; it must keep within the
+        limits of the spec's ``input`` (docs/spec.md, Limits).
     max_params : int
         Refuse networks with more parameters than this.
+    max_activation : int
+        Refuse an input or a node output with more elements per sample than this.
 
     Returns
     -------
@@ -293,7 +300,7 @@ def infer_shapes(
     """
     graph = check_graph(spec)
     order = topological_order(spec, graph)
-    shape_in = tuple(input_shape) if input_shape is not None else spec.input.shape
+    shape_in = _checked_input(spec, input_shape, max_activation)
     nodes: dict[str, NodeShape] = {}
     projections: dict[tuple[str, str], Projection] = {}
     incoming: dict[str, list[Projection]] = {node_id: [] for node_id in order}
@@ -331,12 +338,8 @@ def infer_shapes(
                 node=node_id,
                 **where,
             )
-        if out_shape[0] * out_shape[1] * out_shape[2] > MAX_ACTIVATION:
-            raise ShapeError(
-                f"output {out_shape[0]}x{out_shape[1]}x{out_shape[2]} has over 2^31 elements per sample",
-                node=node_id,
-                **where,
-            )
+        if _elements(out_shape) > max_activation:
+            raise ShapeError(f"output {_too_large(out_shape, max_activation)}", node=node_id, **where)
         nodes[node_id] = NodeShape(
             id=node_id,
             kind=block.kind,
@@ -359,6 +362,43 @@ def infer_shapes(
         projections=projections,
         incoming={k: tuple(v) for k, v in incoming.items()},
     )
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    n = 1
+    for v in shape:
+        n *= v
+    return n
+
+
+def _too_large(shape: Shape, limit: int) -> str:
+    n = _elements(shape)
+    return (
+        f"{format_shape(shape)} has {n:,} elements per sample ({n * 4 / 2**30:.1f} GiB of float32), above the "
+        f"limit of {limit:,}; raise max_activation (--max-activation) if this is intended"
+    )
+
+
+def _checked_input(spec: Spec, input_shape: Shape | None, max_activation: int) -> Shape:
+    """The input shape, after the limits a spec's ``input`` has (an override gets the same)."""
+    if input_shape is None:
+        shape, mark = spec.input.shape, spec.locate("input")
+    else:
+        values = tuple(input_shape)
+        fields = dict(zip(("channels", "height", "width"), values)) if len(values) == 3 else {}
+        try:
+            shape = InputShape.model_validate(fields).shape
+        except ValidationError as err:
+            first = err.errors()[0]
+            what = ".".join(map(str, first["loc"]))
+            raise ShapeError(
+                f"input shape {format_shape(values)}: {what}: {first['msg']} (the limits of a spec's input apply)", path=spec.path
+            ) from None
+        mark = None
+    if _elements(shape) > max_activation:
+        where = {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
+        raise ShapeError(f"input {_too_large(shape, max_activation)}", **where)
+    return shape
 
 
 def _node_where(spec: Spec, position: int) -> dict[str, Any]:

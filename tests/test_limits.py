@@ -1,0 +1,145 @@
+"""Limits before work: absurd inputs, huge files and non-files are refused before anything is allocated."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+import hrgraph
+from hrgraph.cli import main
+from hrgraph.shapes import MAX_ACTIVATION
+from hrgraph.source import MAX_SPEC_BYTES, MAX_YAML_NODES, parse_yaml, read_yaml
+
+from .conftest import ROOT
+
+HUGE_INPUT = "tests/invalid/input-huge.yaml"
+
+
+def test_huge_input_is_refused_at_the_input_line():
+    with pytest.raises(hrgraph.ShapeError) as info:
+        hrgraph.infer_shapes(hrgraph.load_spec(HUGE_INPUT))
+    err = info.value
+    assert (err.line, err.node) == (2, None)
+    assert "3x32768x32768" in err.message and "--max-activation" in err.message
+
+
+def test_the_limit_can_be_raised_on_purpose():
+    spec = hrgraph.load_spec(HUGE_INPUT)
+    plan = hrgraph.infer_shapes(spec, max_activation=4 * 32768 * 32768)
+    assert plan.input_shape == (3, 32768, 32768)
+    result = CliRunner().invoke(main, ["validate", HUGE_INPUT, "--max-activation", str(1 << 32)])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ("1000000x1000x1000", "channels"),
+        ("3x40000x8", "height"),
+        ("64x8192x8192", "elements per sample"),
+    ],
+)
+def test_input_override_has_the_same_limits(shape, expected):
+    result = CliRunner().invoke(main, ["compile", "specs/resnet18.yaml", "--input", shape])
+    assert result.exit_code == 1, result.output
+    assert expected in result.stderr and "Traceback" not in result.output
+
+
+def test_input_override_in_the_api_has_the_same_limits():
+    spec = hrgraph.load_spec("specs/resnet18.yaml")
+    with pytest.raises(hrgraph.ShapeError, match="channels"):
+        hrgraph.infer_shapes(spec, input_shape=(1_000_000, 1000, 1000))
+    with pytest.raises(hrgraph.ShapeError, match="elements per sample"):
+        hrgraph.compile_model(spec, input_shape=(3, 32768, 32768))
+
+
+@pytest.mark.parametrize("text", ["3_2x32x32", "3x32x 32x", "+3x32x32", "3x32", "0x32x32"])
+def test_input_option_takes_plain_digits_only(text):
+    result = CliRunner().invoke(main, ["compile", "specs/resnet18.yaml", "--input", text])
+    assert result.exit_code == 2, result.output
+    assert "CxHxW" in result.output
+
+
+def test_max_activation_default_is_one_gib_of_float32():
+    assert MAX_ACTIVATION * 4 == 2**30
+
+
+@pytest.mark.parametrize("command", ["validate", "compile"])
+def test_refused_absurd_input_allocates_nothing(command):
+    # The whole CLI run, in a fresh interpreter, stays far below the 12 GiB the
+    # input would take; compile refuses it before importing torch (~500 MB alone).
+    probe = textwrap.dedent(
+        f"""
+        import resource, sys
+        from hrgraph.cli import main
+        try:
+            main([{command!r}, {HUGE_INPUT!r}])
+        except SystemExit as exit:
+            code = exit.code
+        try:
+            # VmHWM: the peak of this process's own memory.  ru_maxrss would do
+            # elsewhere, but on Linux it keeps the forking parent's peak across exec.
+            with open("/proc/self/status") as fh:
+                peak = next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:"))
+        except OSError:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        print(code, peak, "torch" in sys.modules)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    code, peak_kib, torch_imported = done.stdout.split()
+    assert code == "1", done.stdout + done.stderr
+    assert int(peak_kib) < 300 * 1024
+    assert torch_imported == "False"
+
+
+def test_yaml_nodes_are_counted_while_composing():
+    # One item over the limit: refused at that item, before the rest is built.
+    items = MAX_YAML_NODES + 10
+    text = "a: [" + ",".join(["1"] * items) + "]\n"
+    with pytest.raises(hrgraph.SpecError, match="YAML nodes") as info:
+        parse_yaml(text, "big.yaml")
+    assert info.value.line == 1 and info.value.column < len(text)
+
+
+def test_spec_files_are_capped_in_size(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("a: [" + "1," * (MAX_SPEC_BYTES // 2) + "1]\n", encoding="utf-8")
+    with pytest.raises(hrgraph.SpecError, match="larger than 2 MiB"):
+        read_yaml(path)
+    with pytest.raises(hrgraph.SpecError, match="larger than 2 MiB"):
+        hrgraph.load_spec(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null"])
+def test_device_files_are_refused(path):
+    if not os.path.exists(path):
+        pytest.skip(f"no {path}")
+    result = CliRunner().invoke(main, ["validate", path])
+    assert result.exit_code == 1
+    assert "not a regular file (a character device)" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(hrgraph.SpecError, match="not a regular file \\(a FIFO\\)"):
+        hrgraph.load_spec(fifo)
+
+
+def test_extends_naming_a_fifo_is_refused(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs")
+    os.mkfifo(tmp_path / "parent.yaml")
+    (tmp_path / "child.yaml").write_text("extends: parent.yaml\n", encoding="utf-8")
+    with pytest.raises(hrgraph.SpecError, match="FIFO"):
+        hrgraph.load_spec(tmp_path / "child.yaml")
