@@ -28,6 +28,9 @@ def _fail(err: HrgraphError) -> None:
     click.echo(f"error: {err}", err=True)
     for other in getattr(err, "others", []):
         click.echo(f"error: {other}", err=True)
+    omitted = getattr(err, "omitted", 0)
+    if omitted:
+        click.echo(f"error: ... and {omitted:,} more errors", err=True)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,14 +95,18 @@ max_activation_option = click.option(
 allow_imports_option = click.option(
     "--allow-imports", is_flag=True, help="Import the Python modules a spec lists under 'imports' (runs their code)."
 )
+allow_outside_option = click.option(
+    "--allow-outside", is_flag=True, help="Let 'extends' read files outside the spec's folder."
+)
 
 
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @max_activation_option
 @allow_imports_option
+@allow_outside_option
 @handle_errors
-def validate(specs: tuple[Path, ...], max_activation: int | None, allow_imports: bool) -> None:
+def validate(specs: tuple[Path, ...], max_activation: int | None, allow_imports: bool, allow_outside: bool) -> None:
     """Check SPECS (structure, graph and shapes) without building any module.
 
     Prints one line per spec; exits 1 if any is invalid.
@@ -110,7 +117,8 @@ def validate(specs: tuple[Path, ...], max_activation: int | None, allow_imports:
     failed = 0
     for path in specs:
         try:
-            plan = infer_shapes(load_spec(path, allow_imports=allow_imports), max_activation=max_activation or MAX_ACTIVATION)
+            loaded = load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside)
+            plan = infer_shapes(loaded, max_activation=max_activation or MAX_ACTIVATION)
         except HrgraphError as err:
             failed += 1
             _fail(err)
@@ -132,6 +140,7 @@ def validate(specs: tuple[Path, ...], max_activation: int | None, allow_imports:
 @click.option("--max-params", type=click.IntRange(min=1), default=None, help="Refuse networks above this many parameters.")
 @max_activation_option
 @allow_imports_option
+@allow_outside_option
 @handle_errors
 def compile_(
     spec: Path,
@@ -141,6 +150,7 @@ def compile_(
     max_params: int | None,
     max_activation: int | None,
     allow_imports: bool,
+    allow_outside: bool,
 ) -> None:
     """Validate and build SPEC, run one forward on a zero input, and print its table.
 
@@ -151,7 +161,7 @@ def compile_(
     from .shapes import MAX_ACTIVATION, MAX_PARAMS, infer_shapes
     from .spec import load_spec
 
-    loaded = load_spec(spec, allow_imports=allow_imports)
+    loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
     # Shapes and limits first, without torch: an absurd spec or --input is
     # refused before torch is even imported (let alone allocates).
     checked = infer_shapes(
@@ -270,13 +280,21 @@ def _parse_count(text: str) -> int | None:
     """``11350346``, ``11_350_346``, ``11,350,346`` or ``11.35M`` as an int; ``None`` if not a count."""
     import re
 
-    plain = text.replace("_", "").replace(",", "")
+    plain = text.strip().replace("_", "").replace(",", "")
     if plain.isdigit():
-        return int(plain)
-    found = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG])", plain)
-    if found:
-        return round(float(found.group(1)) * {"k": 1e3, "m": 1e6, "g": 1e9}[found.group(2).lower()])
-    return None
+        count = int(plain)
+    elif found := re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG])", plain):
+        count = round(float(found.group(1)) * {"k": 1e3, "m": 1e6, "g": 1e9}[found.group(2).lower()])
+    elif re.fullmatch(r"\d+(?:\.\d+)?[eE]\+?\d+", plain):
+        count = round(float(plain))  # 1e9, 1.135e7
+    elif re.fullmatch(r"[-+]?[\d.]+(?:[eE][-+]?\d+)?[kKmMgG]?", plain) and not Path(text).exists():
+        # A number, but not a positive count (-5, 0.5): not a file name either.
+        raise click.BadParameter(f"{text!r} is not a positive parameter count (e.g. 11350346, 11.35M or 1e7)", param_hint="--to")
+    else:
+        return None
+    if count < 1:
+        raise click.BadParameter(f"{text!r} is not a positive parameter count (e.g. 11350346, 11.35M or 1e7)", param_hint="--to")
+    return count
 
 
 def _selectors(values: tuple[str, ...]) -> list[str]:
@@ -442,8 +460,11 @@ _rankdir = click.option(
 @click.option("--disabled", multiple=True, metavar="FROM:TO",
               help="Draw this edge as disabled at run time (dashed); repeatable.")
 @allow_imports_option
+@allow_outside_option
 @handle_errors
-def render_(spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tuple[str, ...], allow_imports: bool) -> None:
+def render_(
+    spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tuple[str, ...], allow_imports: bool, allow_outside: bool
+) -> None:
     """Draw SPEC's architecture diagram (no module is built, torch is not imported).
 
     The main path is a column of nodes (id, block, output shape, parameters);
@@ -453,8 +474,8 @@ def render_(spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tu
     from .render import render
     from .spec import load_spec
 
-    loaded = load_spec(spec, allow_imports=allow_imports)
-    based = load_spec(base, allow_imports=allow_imports) if base is not None else None
+    loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
+    based = load_spec(base, allow_imports=allow_imports, allow_outside=allow_outside) if base is not None else None
     render(loaded, out, rankdir=rankdir.upper(), show_ablated=based, disabled=disabled)
     click.echo(f"wrote {out}")
 
@@ -466,8 +487,9 @@ def render_(spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tu
               help="Also draw one diagram of both (.svg, .png, .pdf or .dot).")
 @_rankdir
 @allow_imports_option
+@allow_outside_option
 @handle_errors
-def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool) -> None:
+def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool, allow_outside: bool) -> None:
     """Show what spec B adds (+), removes (-) and changes (~) relative to spec A.
 
     Prints one line per difference, then the parameter counts; with -o, also
@@ -477,7 +499,8 @@ def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool)
     from .render import diff_diagram, write_diagram
     from .spec import load_spec
 
-    diff = diff_specs(load_spec(a, allow_imports=allow_imports), load_spec(b, allow_imports=allow_imports))
+    options = {"allow_imports": allow_imports, "allow_outside": allow_outside}
+    diff = diff_specs(load_spec(a, **options), load_spec(b, **options))
     if out is not None:  # draw first: a failure must not follow a summary that looks complete
         write_diagram(diff_diagram(diff, rankdir=rankdir.upper()).source, out)
     colours = {"+": "green", "-": "red", "~": "yellow"}

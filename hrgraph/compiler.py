@@ -365,6 +365,7 @@ def compile_model(
     max_params: int = MAX_PARAMS,
     max_activation: int = MAX_ACTIVATION,
     allow_imports: bool = False,
+    allow_outside: bool = False,
 ) -> HrNet:
     """Compile a spec into an ordinary ``nn.Module``.
 
@@ -380,7 +381,7 @@ def compile_model(
         Refuse networks above this many parameters (checked before allocating).
     max_activation : int
         Refuse an input or node output above this many elements per sample.
-    allow_imports : bool
+    allow_imports, allow_outside : bool
         Passed to :func:`hrgraph.load_spec`.
 
     Returns
@@ -408,7 +409,7 @@ def compile_model(
         plan = spec
         spec = plan.spec
     else:
-        spec = load_spec(spec, allow_imports=allow_imports)
+        spec = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
         plan = infer_shapes(spec, input_shape=input_shape, max_params=max_params, max_activation=max_activation)
     with _gc_paused():
         model = HrNet(plan)

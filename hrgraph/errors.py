@@ -80,6 +80,9 @@ class HrgraphError(Exception):
         self.column = column
         self.node = node
         self.edge = edge
+        #: Further errors found in the same pass, and how many more were not reported.
+        self.others: list[HrgraphError] = []
+        self.omitted = 0
         super().__init__(str(self))
 
     @property

@@ -60,7 +60,22 @@ def _edge_pair(item: Any) -> tuple[str, str] | None:
     return None
 
 
-def resolve_extends(data: Any, path: str | None, base_dir: Path, chain: tuple[str, ...]) -> Any:
+def resolve_extends(
+    data: Any,
+    path: str | None,
+    base_dir: Path,
+    chain: tuple[str, ...],
+    *,
+    root: Path | None = None,
+    allow_outside: bool = False,
+) -> Any:
+    """Resolve ``extends`` in ``data`` (read from ``path``, relative paths from ``base_dir``).
+
+    Parents must lie under ``root`` (default ``base_dir``: the folder of the
+    spec being loaded), symbolic links resolved, unless ``allow_outside``: a
+    spec from elsewhere must not make hrgraph read any file on the machine.
+    """
+    root = (root or base_dir).resolve()
     if not isinstance(data, LDict):
         return data
     if "extends" not in data:
@@ -70,17 +85,35 @@ def resolve_extends(data: Any, path: str | None, base_dir: Path, chain: tuple[st
     ref = data["extends"]
     if not isinstance(ref, str) or not ref.strip():
         raise located_error("extends must be the path of another spec file", data.marks.get("extends"), path)
+    mark = data.marks.get("extends")
     parent_path = (base_dir / ref).resolve()
+    if not allow_outside and not parent_path.is_relative_to(root):
+        raise located_error(
+            f"extends: '{ref}' is outside the spec's folder ({root}); a spec may extend only files under it "
+            "unless allowed with --allow-outside (CLI) or allow_outside=True (API)",
+            mark,
+            path,
+        )
     if str(parent_path) in chain:
         cycle = " -> ".join([Path(c).name for c in chain] + [parent_path.name])
-        raise located_error(f"extends forms a cycle: {cycle}", data.marks.get("extends"), path)
-    if not parent_path.is_file():
-        raise located_error(f"extends: no such spec file '{ref}' (looked in {base_dir})", data.marks.get("extends"), path)
+        raise located_error(f"extends forms a cycle: {cycle}", mark, path)
+    if parent_path.is_dir():
+        raise located_error(f"extends: '{ref}' is a directory, not a spec file", mark, path)
+    if not parent_path.exists():
+        raise located_error(f"extends: no such spec file '{ref}' (looked in {base_dir})", mark, path)
     parent_name = _display_path(parent_path)
-    parent = read_yaml(parent_name)
+    try:
+        parent = read_yaml(parent_name)
+    except SpecError as err:
+        if err.line is not None:
+            raise  # an error inside the parent, reported at its own line
+        # Unreadable as a whole (not a regular file, too large, ...): say so where extends names it.
+        raise located_error(f"extends: '{ref}': {err.message}", mark, path) from None
     if not isinstance(parent, LDict):
         raise located_error("the parent spec is not a mapping", getattr(parent, "mark", None), parent_name)
-    parent = resolve_extends(parent, parent_name, parent_path.parent, chain + (str(parent_path),))
+    parent = resolve_extends(
+        parent, parent_name, parent_path.parent, chain + (str(parent_path),), root=root, allow_outside=allow_outside
+    )
 
     merged = LDict(parent, mark=data.mark)
     merged.marks = dict(parent.marks)

@@ -38,13 +38,16 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .errors import SpecError, did_you_mean
-from .kinds import KINDS, MAX_CHANNELS, Block, NodeId, Shape
+from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .extends import located_error, parse_edge_ref, resolve_extends
 from .source import LDict, LList, Mark, locate, parse_yaml, read_yaml
 
 __all__ = ["InputShape", "Residuals", "Edge", "Spec", "load_spec", "parse_edge_ref"]
 
 FORMAT_VERSION = 1
+#: At most this many validation errors are reported for one spec (``err`` and
+#: ``err.others``); ``err.omitted`` counts the rest.
+MAX_ERRORS = 20
 
 
 class _Frozen(BaseModel):
@@ -395,6 +398,8 @@ def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> Sp
     msg = err["msg"]
     if err["type"] in _EXPECTED:
         msg = _strict_message(err["type"], err.get("input"))
+    elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == ID_PATTERN:
+        msg = f"expected an id (a letter, then letters, digits and '_'), got {_written(err.get('input'))}"
     if err["type"] == "missing" and loc:
         msg = f"missing required key '{loc[-1]}'"
     elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
@@ -449,9 +454,11 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
     except ValidationError as exc:
         # A misspelt key is both unknown and missing; its did-you-mean is the more useful message.
         details = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        errors = [_error_from_pydantic(raw, path, e) for e in details]
+        # One bad list can give thousands of errors; locate and report the first few only.
+        errors = [_error_from_pydantic(raw, path, e) for e in details[:MAX_ERRORS]]
         first = errors[0]
         first.others = errors[1:]
+        first.omitted = len(details) - len(errors)
         raise first from None
     spec._path = path
     spec._data = raw
@@ -484,7 +491,11 @@ def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
 
 
 def _looks_like_path(text: str) -> bool:
-    return "\n" not in text and (text.endswith((".yaml", ".yml")) or Path(text).is_file())
+    # One line without a colon cannot be a spec (a spec is a mapping), so it is
+    # a path, even a missing one ("x.YAML", "specs/nets") that should say so.
+    if "\n" in text:
+        return False
+    return text.lower().endswith((".yaml", ".yml")) or ":" not in text or Path(text).is_file()
 
 
 def load_spec(
@@ -492,6 +503,7 @@ def load_spec(
     *,
     allow_imports: bool = False,
     base_dir: str | Path | None = None,
+    allow_outside: bool = False,
 ) -> Spec:
     """Load and validate a spec from a file, YAML text or a dict.
 
@@ -506,6 +518,9 @@ def load_spec(
     base_dir : str or Path, optional
         Where ``extends`` paths are resolved for text and dicts (default: the
         current directory; for files, the file's directory).
+    allow_outside : bool
+        Let ``extends`` read files outside that directory's tree (off by
+        default: a spec from elsewhere must not read any file on the machine).
 
     Returns
     -------
@@ -550,7 +565,7 @@ def load_spec(
         chain = ()
     else:
         raise TypeError(f"load_spec takes a path, YAML text or a mapping, not {type(source).__name__}")
-    data = resolve_extends(data, path, directory, chain)
+    data = resolve_extends(data, path, directory, chain, allow_outside=allow_outside)
     _run_imports(data, path, allow_imports)
     return _validate(data, path, data)
 
