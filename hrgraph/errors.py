@@ -23,6 +23,8 @@ __all__ = [
     "ShapeError",
     "CompileError",
     "RenderError",
+    "TrainingError",
+    "TrainingInterrupted",
     "did_you_mean",
 ]
 
@@ -143,3 +145,15 @@ class CompileError(HrgraphError):
 
 class RenderError(HrgraphError):
     """A diagram could not be rendered (for example Graphviz's ``dot`` is missing)."""
+
+
+class TrainingError(HrgraphError):
+    """A run cannot start or continue: a run folder in the way, a changed spec on resume, a bad checkpoint."""
+
+
+class TrainingInterrupted(TrainingError):
+    """SIGINT or SIGTERM stopped a run after it saved a resumable checkpoint (``resume`` says how to go on)."""
+
+    def __init__(self, message: str, *, resume: str = "", **kwargs) -> None:
+        self.resume = resume
+        super().__init__(message, **kwargs)
