@@ -23,6 +23,7 @@ __all__ = [
     "ShapeError",
     "CompileError",
     "RenderError",
+    "RecipeError",
     "TrainingError",
     "TrainingInterrupted",
     "did_you_mean",
@@ -145,6 +146,10 @@ class CompileError(HrgraphError):
 
 class RenderError(HrgraphError):
     """A diagram could not be rendered (for example Graphviz's ``dot`` is missing)."""
+
+
+class RecipeError(HrgraphError):
+    """A training recipe is not valid YAML, does not match the recipe schema, or an override is wrong."""
 
 
 class TrainingError(HrgraphError):

@@ -1,0 +1,1 @@
+"""Training: recipes, data, the training loop, checkpoints, experiments and reports."""
