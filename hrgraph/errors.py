@@ -24,6 +24,7 @@ __all__ = [
     "CompileError",
     "RenderError",
     "RecipeError",
+    "GridError",
     "TrainingError",
     "TrainingInterrupted",
     "did_you_mean",
@@ -150,6 +151,10 @@ class RenderError(HrgraphError):
 
 class RecipeError(HrgraphError):
     """A training recipe is not valid YAML, does not match the recipe schema, or an override is wrong."""
+
+
+class GridError(HrgraphError):
+    """An experiment grid file is not valid YAML, does not match the grid schema, or names a model it lacks."""
 
 
 class TrainingError(HrgraphError):
