@@ -489,5 +489,11 @@ def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) 
         raise SystemExit(EXIT_SPEC)
 
 
+# Command families in their own modules (each imports torch only when it runs).
+from .cli_analysis import summary  # noqa: E402  (it needs handle_errors above)
+
+main.add_command(summary)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
