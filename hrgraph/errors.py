@@ -68,6 +68,9 @@ class HrgraphError(Exception):
     'net.yaml:3:5: node stem: bad'
     """
 
+    #: What ``location`` calls a document given as text, not as a file.
+    _unnamed = "<spec>"
+
     def __init__(
         self,
         message: str,
@@ -89,7 +92,7 @@ class HrgraphError(Exception):
     @property
     def location(self) -> str:
         """``path:line:column`` as far as it is known, or ``""``."""
-        parts = [self.path or ("<spec>" if self.line is not None else "")]
+        parts = [self.path or (self._unnamed if self.line is not None else "")]
         if self.line is not None:
             parts.append(str(self.line))
             if self.column is not None:
@@ -151,6 +154,8 @@ class RenderError(HrgraphError):
 
 class RecipeError(HrgraphError):
     """A training recipe is not valid YAML, does not match the recipe schema, or an override is wrong."""
+
+    _unnamed = "<recipe>"
 
 
 class GridError(HrgraphError):
