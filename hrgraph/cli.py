@@ -494,6 +494,11 @@ from .cli_analysis import summary  # noqa: E402  (it needs handle_errors above)
 
 main.add_command(summary)
 
+from .cli_experiment import experiment_command, report_command  # noqa: E402  (they need handle_errors above)
+
+main.add_command(experiment_command)
+main.add_command(report_command)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
