@@ -490,6 +490,12 @@ def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) 
 
 
 # Command families in their own modules (each imports torch only when it runs).
+from .cli_train import scale_command, train_command  # noqa: E402  (they need handle_errors above)
+
+main.add_command(train_command)
+main.add_command(scale_command)
+
+
 from .cli_analysis import summary  # noqa: E402  (it needs handle_errors above)
 
 main.add_command(summary)
