@@ -23,6 +23,7 @@ __all__ = [
     "ShapeError",
     "CompileError",
     "RenderError",
+    "DataError",
     "RecipeError",
     "GridError",
     "TrainingError",
@@ -172,3 +173,7 @@ class TrainingInterrupted(TrainingError):
     def __init__(self, message: str, *, resume: str = "", **kwargs) -> None:
         self.resume = resume
         super().__init__(message, **kwargs)
+
+
+class DataError(HrgraphError):
+    """A data set is missing, unreadable, or does not fit the spec (classes, image size)."""
