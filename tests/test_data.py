@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import pickle
 import sys
 import types
 from pathlib import Path
@@ -12,7 +14,8 @@ import pytest
 import torch
 
 from hrgraph.errors import DataError
-from hrgraph.train.data import DEBIAN_FASHION_MNIST, ArrayData, iterate_batches, load_data, num_batches
+from hrgraph.train.data import ArrayData, iterate_batches, load_data, num_batches
+from hrgraph.train.sources import DEBIAN_FASHION_MNIST
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +102,8 @@ def test_failed_download_is_a_data_error(tmp_path, monkeypatch):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
     # What torchvision.datasets.MNIST(download=True) does without internet, without importing torchvision.
-    monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(datasets=types.SimpleNamespace(MNIST=offline)))
+    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(MNIST=offline))
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
     with pytest.raises(DataError, match="downloading into .* failed.*RuntimeError"):
         load_data("mnist", root=tmp_path, input_shape=(1, 28, 28), download=True)
 
@@ -168,8 +172,8 @@ def small():
 
 
 def batches(data, **kw):
-    args = dict(device="cpu", shuffle=True, seed=0, epoch=0, augment=["random_crop", "hflip"], crop_padding=2,
-                mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    args = {"device": "cpu", "shuffle": True, "seed": 0, "epoch": 0, "augment": ["random_crop", "hflip"],
+            "crop_padding": 2, "mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3)}
     args.update(kw)
     return list(iterate_batches(data, 5, **args))
 
@@ -236,3 +240,191 @@ def test_limit_takes_the_first_images_of_the_order(small):
 def test_unknown_augmentation_is_a_data_error(small):
     with pytest.raises(DataError, match="did you mean 'hflip'"):
         batches(small, augment=["hflips"])
+
+
+# ----------------------------------------------------------------------------- CIFAR
+
+
+def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int], label_key: str, **extra) -> None:
+    """A python-version CIFAR batch: a pickled dict, ``data`` (N, 3072) uint8 channel planes."""
+    entry = {"batch_label": f"{path.name} of 1", label_key: labels, "data": images.reshape(len(images), -1),
+             "filenames": [f"img_{i}.png" for i in range(len(images))], **extra}
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+
+
+@pytest.fixture
+def cifar10(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    train = []
+    for i in range(1, 6):
+        images = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+        labels = [(4 * i + j) % 10 for j in range(4)]
+        write_cifar_batch(folder / f"data_batch_{i}", images, labels, "labels")
+        train.append((images, labels))
+    test = rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
+    write_cifar_batch(folder / "test_batch", test, [9, 8, 7, 6, 5, 4], "labels")
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"num_cases_per_batch": 4, "label_names": names, "num_vis": 3072}, f, protocol=2)
+    return tmp_path, train, test
+
+
+def test_cifar10_batches(cifar10):
+    root, train, test = cifar10
+    data = load_data("cifar10", root=root, input_shape=(3, 32, 32), val_split=0.0, seed=0, num_classes=10)
+    assert data.classes[:2] == ["airplane", "automobile"] and data.test_split == "test"
+    assert torch.equal(data.train.images, torch.from_numpy(np.concatenate([i for i, _ in train])))
+    assert data.train.labels.tolist() == [label for _, labels in train for label in labels]
+    assert torch.equal(data.test.images, torch.from_numpy(test)) and data.test.labels.tolist() == [9, 8, 7, 6, 5, 4]
+    held = load_data("cifar10", root=root / "cifar-10-batches-py", input_shape=(1, 32, 32), val_split=0.1, seed=0)
+    assert (len(held.train), len(held.val)) == (18, 2) and held.train.images.shape[1] == 1
+    assert "converted 3 channels to 1 (luminance 0.299 R + 0.587 G + 0.114 B)" in held.notes
+
+
+def test_cifar100_fine_labels(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    write_cifar_batch(folder / "train", images, [0, 99, 5, 5, 42], "fine_labels", coarse_labels=[0, 19, 1, 1, 3])
+    write_cifar_batch(folder / "test", images[:2], [1, 2], "fine_labels", coarse_labels=[0, 0])
+    fine = [f"fine{i}" for i in range(100)]
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": fine, "coarse_label_names": [f"c{i}" for i in range(20)]}, f, protocol=2)
+    data = load_data("cifar100", root=tmp_path, input_shape=(3, 32, 32), val_split=0.0, seed=0, num_classes=100)
+    assert data.classes == fine and data.train.labels.tolist() == [0, 99, 5, 5, 42]
+    with pytest.raises(DataError, match="cifar100 has 100 classes but the spec's classifier has 10 outputs"):
+        load_data("cifar100", root=tmp_path, input_shape=(3, 32, 32), num_classes=10)
+
+
+def test_cifar_pickle_cannot_run_code(cifar10, tmp_path):
+    root, _, _ = cifar10
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    with open(root / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({"data": Exploit(), "labels": []}, f, protocol=2)
+    with pytest.raises(DataError, match="refusing to load posix.system"):
+        load_data("cifar10", root=root, input_shape=(3, 32, 32))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_cifar_says_where_and_how(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_data("cifar10", root=tmp_path, input_shape=(3, 32, 32))
+    message = str(err.value)
+    assert str(tmp_path / "cifar-10-batches-py") in message and "data_batch_1" in message
+    assert "--download" in message and "cifar-10-python.tar.gz" in message
+
+
+# ----------------------------------------------------------------------------- Tiny-ImageNet
+
+
+def save_image(path: Path, value, size=(64, 64), mode="RGB") -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value).save(path)
+
+
+@pytest.fixture
+def tiny_imagenet(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = ["n02", "n01", "n03"]  # wnids.txt is not sorted; labels follow the sorted order
+    root.mkdir()
+    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    (root / "words.txt").write_text("n00\tentity\nn01\tgoldfish, Carassius auratus\nn02\tfire salamander\n")
+    colours = {"n01": (200, 0, 0), "n02": (0, 200, 0), "n03": (0, 0, 200)}
+    for wnid in wnids:
+        for i in range(3):
+            save_image(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG", colours[wnid])
+        (root / "train" / wnid / f"{wnid}_boxes.txt").write_text("")
+    lines = []
+    for i, wnid in enumerate(["n03", "n01"]):
+        save_image(root / "val" / "images" / f"val_{i}.JPEG", colours[wnid])
+        lines.append(f"val_{i}.JPEG\t{wnid}\t0\t0\t63\t63")
+    save_image(root / "val" / "images" / "val_2.JPEG", 90, mode="L")  # a few Tiny-ImageNet images are greyscale
+    lines.append("val_2.JPEG\tn02\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    save_image(root / "test" / "images" / "test_0.JPEG", (1, 2, 3))
+    return tmp_path
+
+
+def test_tiny_imagenet_tree(tiny_imagenet):
+    data = load_data("tiny-imagenet", root=tiny_imagenet, input_shape=(3, 64, 64), val_split=1 / 3, seed=0,
+                     num_classes=3)
+    assert data.classes == ["goldfish", "fire salamander", "n03"]  # words.txt's first name, else the wnid
+    assert data.test_split == "val" and data.test.labels.tolist() == [2, 0, 1]
+    assert data.test.images.shape == (3, 3, 64, 64) and data.test.images.dtype == torch.uint8
+    assert data.test.images[2].float().std() < 1  # greyscale decoded to three equal channels
+    assert (len(data.train), len(data.val)) == (6, 3)
+    images = torch.cat([data.train.images, data.val.images]).float().mean((2, 3))
+    labels = torch.cat([data.train.labels, data.val.labels])
+    assert (images.argmax(1) == labels).all()  # red -> n01 (0), green -> n02 (1), blue -> n03 (2)
+    assert any("test labels are not public" in n for n in data.notes)
+
+
+def test_tiny_imagenet_resized_to_32(tiny_imagenet):
+    data = load_data("tiny-imagenet", root=tiny_imagenet / "tiny-imagenet-200", input_shape=(3, 32, 32),
+                     val_split=0.0, seed=0, fit="resize")
+    assert data.train.images.shape == (9, 3, 32, 32) and data.val is None
+    assert any("resized (bilinear, antialiased) to 32x32" in n for n in data.notes)
+
+
+# ----------------------------------------------------------------------------- ImageFolder
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for split, n in (("train", 4), ("test", 2)):
+        for k, name in enumerate(["cat", "dog"]):
+            for i in range(n):
+                save_image(tmp_path / "f" / split / name / f"{i}.png", (100 * k, 50, 20), size=(20 + 4 * i, 16))
+    save_image(tmp_path / "f" / "train" / "dog" / "sub" / "rgba.png", (10, 20, 30, 255), size=(16, 16), mode="RGBA")
+    (tmp_path / "f" / "train" / "dog" / "notes.txt").write_text("not an image")
+    return tmp_path / "f"
+
+
+def test_image_folder_in_memory(folder):
+    data = load_data(f"imagefolder:{folder}", input_shape=(1, 12, 12), val_split=0.0, seed=0, fit="resize",
+                     num_classes=2)
+    assert data.classes == ["cat", "dog"] and data.test_split == "test"
+    assert isinstance(data.train, ArrayData) and data.train.images.shape == (9, 1, 12, 12)
+    assert data.train.labels.tolist() == [0] * 4 + [1] * 5 and data.test.labels.tolist() == [0, 0, 1, 1]
+    # PIL's L conversion of (100, 50, 20): 0.299*100 + 0.587*50 + 0.114*20 = 61.6
+    assert data.train.images[4].float().mean().item() == pytest.approx(62, abs=1)
+    assert any("decoded into memory" in n for n in data.notes)
+
+
+def test_image_folder_streams_when_too_large_for_memory(folder, monkeypatch):
+    import hrgraph.train.data as data_module
+
+    in_memory = load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), val_split=0.25, seed=0, fit="resize")
+    monkeypatch.setattr(data_module, "MEMORY_LIMIT", 0)
+    streamed = load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), val_split=0.25, seed=0, fit="resize")
+    assert isinstance(streamed.train, data_module.StreamData) and len(streamed.train) == 7
+    assert any("streamed from disk" in n for n in streamed.notes)
+    streamed.train.workers = 1  # one worker process proves the DataLoader path; two cost time only
+    for a, b in zip(batches(in_memory.train), batches(streamed.train)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_image_folder_val_without_test_becomes_the_reported_split(folder):
+    (folder / "test").rename(folder / "val")
+    data = load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), val_split=0.25, seed=0, fit="resize")
+    assert data.test_split == "val" and len(data.test) == 4 and len(data.val) == 2
+
+
+def test_image_folder_errors(folder, tmp_path):
+    with pytest.raises(DataError, match=r"16x20 but the spec takes 16x16; set `fit: pad`"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="none")
+    save_image(folder / "test" / "dgo" / "0.png", 0, size=(16, 16))
+    with pytest.raises(DataError, match="class 'dgo' is not a class of train/ \\(did you mean 'dog'\\?\\)"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
+    with pytest.raises(DataError, match=f"looked in {tmp_path / 'empty' / 'train'}"):
+        load_data(f"imagefolder:{tmp_path / 'empty'}", input_shape=(3, 16, 16))

@@ -1,7 +1,8 @@
 """Data sets by name, held in memory as uint8, batched and augmented on the training device.
 
-:func:`load_data` reads a data set in its publisher's on-disk format (readers in
-:mod:`hrgraph.train.formats`) and returns :class:`DataSplits`:
+:func:`load_data` reads a data set in its publisher's on-disk format (where to
+look: :mod:`hrgraph.train.sources`; the file formats: :mod:`hrgraph.train.formats`)
+and returns :class:`DataSplits`:
 
 ============== =========================================================================
 name           layout looked for under ``root`` (default ``~/.cache/hrgraph/data/<name>``,
@@ -42,6 +43,7 @@ most :data:`MEMORY_LIMIT` bytes; a larger one stays on disk as
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -49,18 +51,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hrgraph.errors import DataError, did_you_mean
-from hrgraph.train import formats
+from hrgraph.train import formats, sources
 
 __all__ = ["ArrayData", "StreamData", "DataSplits", "load_data", "iterate_batches", "num_batches", "MEMORY_LIMIT"]
 
 #: An ImageFolder larger than this many bytes (as uint8 at the spec's input shape) streams from disk.
 MEMORY_LIMIT = 4 * 2**30
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _CHUNK_VALUES = 2**22  # values converted at a time: bounds the float temporaries of resize and luminance
 
 
@@ -91,7 +91,25 @@ class StreamData:
 
 @dataclass
 class DataSplits:
-    """A data set ready to train on; see the module docstring for what each field holds."""
+    """A data set ready to train on.
+
+    Attributes
+    ----------
+    name : str
+        As given to :func:`load_data`.
+    classes : list of str
+        Class names; label ``i`` is ``classes[i]``.
+    train, val, test : ArrayData or StreamData
+        ``val`` is ``None`` with ``val_split`` 0 and no val split of the data
+        set's own; ``test`` is ``None`` for an ImageFolder without ``test/`` or ``val/``.
+    test_split : str
+        What ``test`` holds: ``"test"``, ``"val"`` (the published val split, for
+        data sets whose test labels are not public) or ``"none"``.
+    mean, std : tuple of float
+        Per channel, of ``x / 255`` over the training split after conversion.
+    notes : list of str
+        One line per thing done to the data, for the training log.
+    """
 
     name: str
     classes: list[str]
@@ -107,6 +125,7 @@ class DataSplits:
 def _generator(*key) -> torch.Generator:
     # Derived from the key alone, so no generator state ever needs saving: an epoch's order is
     # ("order", seed, epoch), a step's augmentation ("augment", seed, epoch, step).
+    key = tuple(k if isinstance(k, str) else int(k) for k in key)  # numpy ints would repr differently
     digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
 
@@ -195,7 +214,10 @@ def iterate_batches(
         raise DataError(f"rank {rank} is not in 0..{world_size - 1}")
     device = torch.device(device)
     n = len(data) if limit is None else min(len(data), limit)
-    order = torch.randperm(len(data), generator=_generator("order", seed, epoch)) if shuffle else torch.arange(len(data))
+    if shuffle:
+        order = torch.randperm(len(data), generator=_generator("order", seed, epoch))
+    else:
+        order = torch.arange(len(data))
     steps = range(start_step, num_batches(data, batch_size, limit))
     globals_ = [order[s * batch_size : min((s + 1) * batch_size, n)] for s in steps]
     slices = [_rank_slice(len(g), rank, world_size) for g in globals_]
@@ -267,8 +289,6 @@ def _stack(shape, images: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _stream(data: StreamData, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
-    import functools
-
     loader = torch.utils.data.DataLoader(
         _ImageFiles(data.paths, data.shape, data.fit), batch_sampler=[b.tolist() for b in batches],
         num_workers=data.workers, collate_fn=functools.partial(_stack, data.shape),
@@ -357,226 +377,6 @@ def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
-# ----------------------------------------------------------------------------- sources
-
-
-@dataclass
-class _Part:
-    """A split before conversion: all of a file's ``images`` (uint8 N,C,H,W) or image ``paths``,
-    their ``labels``, and the positions ``index`` selected from them (no copy until conversion)."""
-
-    labels: torch.Tensor
-    images: torch.Tensor | None = None
-    paths: list[Path] | None = None
-    index: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        if self.index is None:
-            self.index = torch.arange(len(self.labels))
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def take(self, positions: torch.Tensor) -> _Part:
-        return _Part(self.labels, self.images, self.paths, self.index[positions])
-
-
-@dataclass
-class _Source:
-    classes: list[str]
-    train: _Part
-    val: _Part | None
-    test: _Part | None
-    test_split: str
-    notes: list[str]
-
-
-def _default_root(name: str) -> Path:
-    base = os.environ.get("HRGRAPH_DATA") or Path.home() / ".cache" / "hrgraph" / "data"
-    return Path(base).expanduser() / name
-
-
-def _missing(name: str, looked: list[Path], layout: str, how: str) -> DataError:
-    places = ", ".join(str(p) for p in dict.fromkeys(looked))
-    return DataError(f"{name}: no data found; looked in {places}; expected {layout}; to get it: {how}")
-
-
-def _download(name: str, fetch, target: Path, by_hand: str) -> None:
-    try:
-        fetch()
-    except Exception as err:  # urllib, OSError, RuntimeError from torchvision's mirrors: all mean "no data"
-        reason = " ".join(f"{type(err).__name__}: {err}".split())  # torchvision's message spans lines
-        raise DataError(f"{name}: downloading into {target} failed ({reason}); without internet, {by_hand}") from err
-
-
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_IDX = {
-    # name: (torchvision class, class names, where to get the files)
-    "mnist": ("MNIST", [f"{i} - {w}" for i, w in enumerate(
-        "zero one two three four five six seven eight nine".split())], "https://ossci-datasets.s3.amazonaws.com/mnist/"),
-    "fashion-mnist": ("FashionMNIST", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                       "Sneaker", "Bag", "Ankle boot"], "https://github.com/zalandoresearch/fashion-mnist"),
-}
-
-
-def _find_idx(dirs: list[Path]) -> list[Path] | None:
-    for d in dirs:
-        found = []
-        for stem in _IDX_FILES:
-            # Also the dotted names of some mirrors (train-images.idx3-ubyte).
-            names = [stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"]
-            found.append(next((d / n for n in names if (d / n).is_file()), None))
-        if all(found):
-            return found
-    return None
-
-
-def _read_idx_set(name: str, arg: str, root: Path | None, download: bool) -> _Source:
-    tv_name, classes, url = _IDX[name]
-    base = root or _default_root(name)
-    dirs = [base, base / tv_name / "raw", base / "raw"]
-    if root is None and name == "fashion-mnist":
-        dirs.append(DEBIAN_FASHION_MNIST)
-    files = _find_idx(dirs)
-    if files is None and download:
-        import torchvision
-
-        _download(name, lambda: getattr(torchvision.datasets, tv_name)(str(base), download=True), base,
-                  f"put the four files from {url} in {base}")
-        files = _find_idx(dirs)
-    if files is None:
-        how = f"run with --download, or put the four files from {url} in {base}"
-        if name == "fashion-mnist":
-            how += f", or `apt-get install dataset-fashion-mnist` (installs them in {DEBIAN_FASHION_MNIST})"
-        raise _missing(name, dirs, "the idx files " + ", ".join(_IDX_FILES) + " (each optionally .gz)", how)
-    arrays = [formats.read_idx(f) for f in files]
-    for images, labels, f in ((arrays[0], arrays[1], files[0]), (arrays[2], arrays[3], files[2])):
-        if images.ndim != 3 or images.dtype != np.uint8 or len(images) != len(labels):
-            raise DataError(f"{f}: expected uint8 images (N, H, W) and as many labels, got {images.shape}")
-    train = _Part(torch.from_numpy(arrays[1].astype(np.int64)), torch.from_numpy(arrays[0].copy())[:, None])
-    test = _Part(torch.from_numpy(arrays[3].astype(np.int64)), torch.from_numpy(arrays[2].copy())[:, None])
-    note = f"{name}: {len(train):,} training and {len(test):,} test images (1x{arrays[0].shape[1]}x" \
-           f"{arrays[0].shape[2]}) from {files[0].parent}"
-    return _Source(classes, train, None, test, "test", [note])
-
-
-_CIFAR = {
-    # name: (folder, torchvision class, train files, test file, meta file, meta key, label key, url)
-    "cifar10": ("cifar-10-batches-py", "CIFAR10", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
-                "batches.meta", "label_names", "labels", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
-    "cifar100": ("cifar-100-python", "CIFAR100", ["train"], "test", "meta", "fine_label_names", "fine_labels",
-                 "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
-}
-
-
-def _read_cifar_set(name: str, arg: str, root: Path | None, download: bool) -> _Source:
-    folder, tv_name, train_files, test_file, meta, meta_key, label_key, url = _CIFAR[name]
-    base = root or _default_root(name)
-    dirs = [base / folder, base]
-    needed = [*train_files, test_file, meta]
-
-    def find():
-        return next((d for d in dirs if all((d / f).is_file() for f in needed)), None)
-
-    found = find()
-    if found is None and download:
-        import torchvision
-
-        _download(name, lambda: getattr(torchvision.datasets, tv_name)(str(base), download=True), base,
-                  f"unpack {url} in {base}")
-        found = find()
-    if found is None:
-        raise _missing(name, dirs, f"the python version's files {', '.join(needed)} in {base / folder}",
-                       f"run with --download, or unpack {url} in {base}")
-    classes = formats.read_cifar_meta(found / meta, meta_key)
-    parts = []
-    for files in (train_files, [test_file]):
-        images, labels = formats.read_cifar([found / f for f in files], label_key)
-        parts.append(_Part(torch.from_numpy(labels), torch.from_numpy(images)))
-    note = f"{name}: {len(parts[0]):,} training and {len(parts[1]):,} test images (3x32x32) from {found}"
-    return _Source(classes, parts[0], None, parts[1], "test", [note])
-
-
-_TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
-
-
-def _read_tiny_imagenet(name: str, arg: str, root: Path | None, download: bool) -> _Source:
-    base = root or _default_root(name)
-    dirs = [base / "tiny-imagenet-200", base]
-
-    def find():
-        return next((d for d in dirs if (d / "wnids.txt").is_file() and (d / "train").is_dir()
-                     and (d / "val" / "val_annotations.txt").is_file()), None)
-
-    found = find()
-    if found is None and download:
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        md5 = "90528d7ca1a48142e341f4ef8d21d0de"
-        _download(name, lambda: download_and_extract_archive(_TINY_URL, str(base), md5=md5), base,
-                  f"unzip {_TINY_URL} in {base}")
-        found = find()
-    if found is None:
-        raise _missing(name, dirs, "tiny-imagenet-200/ with wnids.txt, words.txt, train/<wnid>/images/*.JPEG, "
-                       "val/images/*.JPEG and val/val_annotations.txt",
-                       f"run with --download, or unzip {_TINY_URL} in {base}")
-    wnids, names, train_files, train_labels, val_files, val_labels = formats.scan_tiny_imagenet(found)
-    train = _Part(torch.tensor(train_labels, dtype=torch.int64), paths=train_files)
-    test = _Part(torch.tensor(val_labels, dtype=torch.int64), paths=val_files)
-    notes = [f"{name}: {len(train):,} training and {len(test):,} val images of {len(wnids)} classes from {found}",
-             "test split: the official val set (Tiny-ImageNet's test labels are not public); "
-             "model selection uses a hold-out of train"]
-    return _Source(names, train, None, test, "val", notes)
-
-
-def _read_image_folder(name: str, arg: str, root: Path | None, download: bool) -> _Source:
-    base = Path(arg).expanduser() if arg else root
-    if base is None or not (base / "train").is_dir():
-        looked = [base / "train"] if base is not None else []
-        raise _missing(name, looked, "train/<class>/<image> and optional val/, test/ alike (torchvision ImageFolder)",
-                       "write `imagefolder:DIR` with DIR holding train/ (no download for folders)")
-    classes, files, labels = formats.scan_image_folder(base / "train")
-    parts = {"train": _Part(torch.tensor(labels, dtype=torch.int64), paths=files)}
-    for split in ("val", "test"):
-        if (base / split).is_dir():
-            _, files, labels = formats.scan_image_folder(base / split, classes)
-            parts[split] = _Part(torch.tensor(labels, dtype=torch.int64), paths=files)
-    notes = [f"{name}: " + ", ".join(f"{len(p):,} {s}" for s, p in parts.items()) + f" images from {base}"]
-    if "test" in parts:
-        return _Source(classes, parts["train"], parts.get("val"), parts["test"], "test", notes)
-    if "val" in parts:
-        notes.append("test split: val/ (there is no test/); model selection uses a hold-out of train")
-        return _Source(classes, parts["train"], None, parts["val"], "val", notes)
-    notes.append("no test split (the folder has no test/ or val/)")
-    return _Source(classes, parts["train"], None, None, "none", notes)
-
-
-def _synthetic(name: str, arg: str, shape, num_classes: int | None) -> _Source:
-    if arg and not (arg.isdigit() and int(arg) > 0):
-        raise DataError(f"{name}: expected `synthetic` or `synthetic:N` with N a number of training images")
-    n_train = int(arg) if arg else 2000
-    k = num_classes or 10
-    c, h, w = shape
-    # A fixed seed: the same images in every run, like a real data set.
-    gen = torch.Generator().manual_seed(0)
-    means = F.interpolate(torch.rand(k, c, 4, 4, generator=gen) * 160 + 48, size=(h, w), mode="bilinear",
-                          align_corners=False)
-    parts = []
-    for n in (n_train, max(k, n_train // 4)):
-        labels = torch.randint(0, k, (n,), generator=gen)
-        images = torch.empty((n, c, h, w), dtype=torch.uint8)
-        step = _chunk(shape)
-        for start in range(0, n, step):
-            y = labels[start : start + step]
-            noise = torch.randn((len(y), c, h, w), generator=gen) * 32
-            images[start : start + len(y)] = (means[y] + noise).round_().clamp_(0, 255).to(torch.uint8)
-        parts.append(_Part(labels, images))
-    note = f"{name}: {n_train:,} training and {len(parts[1]):,} test random images ({c}x{h}x{w}, {k} classes)"
-    return _Source([f"class_{i}" for i in range(k)], parts[0], None, parts[1], "test", [note])
-
-
-_READERS = {"cifar10": _read_cifar_set, "cifar100": _read_cifar_set, "tiny-imagenet": _read_tiny_imagenet,
-            "mnist": _read_idx_set, "fashion-mnist": _read_idx_set, "imagefolder": _read_image_folder}
 _FITS = ("none", "pad", "resize")
 
 
@@ -643,32 +443,17 @@ def load_data(
         raise DataError(f"unknown fit '{fit}': use one of {', '.join(_FITS)}{did_you_mean(fit, _FITS)}")
     if not 0 <= val_split < 1:
         raise DataError(f"val_split {val_split} is not in [0, 1)")
-    kind, _, arg = name.partition(":")
-    root = Path(root).expanduser() if root is not None else None
-    if kind == "synthetic":
-        src = _synthetic(name, arg, shape, num_classes)
-    elif kind in _READERS:
-        src = _READERS[kind](kind, arg, root, download)
-    else:
-        known = [*_READERS, "synthetic"]
-        raise DataError(f"unknown data set '{name}'{did_you_mean(kind, known)}; known: {', '.join(known)}, "
-                        "imagefolder:DIR")
+    kind = name.partition(":")[0]
+    src = sources.read_source(name, Path(root).expanduser() if root is not None else None, download, shape,
+                              num_classes)
     if num_classes is not None and num_classes != len(src.classes):
         raise DataError(f"{name} has {len(src.classes)} classes but the spec's classifier has {num_classes} outputs; "
                         f"set the spec's number of classes to {len(src.classes)}")
     for split, part in (("train", src.train), ("val", src.val), ("test", src.test)):
-        if part is not None and len(part) and not 0 <= int(part.labels.min()) <= int(part.labels.max()) < len(src.classes):
+        if part is not None and len(part.labels) and not 0 <= part.labels.min() <= part.labels.max() < len(src.classes):
             raise DataError(f"{name}: {split} labels outside 0..{len(src.classes) - 1}")
-    notes, train, val = src.notes, src.train, src.val
-    if val is None and val_split > 0:
-        n_val = max(1, round(len(train) * val_split))
-        if n_val >= len(train):
-            raise DataError(f"{name}: val_split {val_split} leaves no training images of {len(train)}")
-        perm = torch.randperm(len(train), generator=_generator("val", seed))
-        val, train = train.take(perm[:n_val].sort().values), train.take(perm[n_val:].sort().values)
-        notes.append(f"held out {n_val:,} of {len(train) + n_val:,} training images (seed {seed}) for val")
-    elif val is None:
-        notes.append("no validation split (val_split is 0)")
+    notes = src.notes
+    train, val = _hold_out(name, src.train, src.val, val_split, seed, notes)
     if train_subset is not None:
         if train_subset < len(train):
             keep = torch.randperm(len(train), generator=_generator("subset", seed))[:train_subset].sort().values
@@ -679,7 +464,8 @@ def load_data(
     if src.train.images is not None:
         notes += _conversion_notes(tuple(src.train.images.shape[1:]), shape, fit)
     parts = [train, val, src.test]
-    in_memory = src.train.paths is None or sum(len(p) for p in parts if p) * math.prod(shape) <= MEMORY_LIMIT
+    size = sum(len(p) for p in parts if p is not None) * math.prod(shape)
+    in_memory = src.train.paths is None or size <= MEMORY_LIMIT
     if src.train.paths is not None:
         notes.append(_file_note(shape, fit, in_memory))
     splits = [None if p is None else _materialise(p, shape, fit, kind, in_memory) for p in parts]
@@ -690,16 +476,32 @@ def load_data(
     return DataSplits(name, list(src.classes), splits[0], splits[1], splits[2], src.test_split, mean, std, notes)
 
 
+def _hold_out(name: str, train: sources.Part, val: sources.Part | None, val_split: float, seed: int, notes: list[str]):
+    """Train and val parts: the data set's own val, or a seeded hold-out of ``val_split`` of train."""
+    if val is not None:
+        return train, val
+    if val_split == 0:
+        notes.append("no validation split (val_split is 0)")
+        return train, None
+    n_val = max(1, round(len(train) * val_split))
+    if n_val >= len(train):
+        raise DataError(f"{name}: val_split {val_split} leaves no training images of {len(train)}")
+    perm = torch.randperm(len(train), generator=_generator("val", seed))
+    notes.append(f"held out {n_val:,} of {len(train):,} training images (seed {seed}) for val")
+    return train.take(perm[n_val:].sort().values), train.take(perm[:n_val].sort().values)
+
+
 def _file_note(shape, fit: str, in_memory: bool) -> str:
     c, h, w = shape
-    how = {"pad": "zero-padded (centred)", "resize": "resized (bilinear, antialiased)",
-           "none": "required to be"}[fit]
+    size = {"pad": f"zero-padded (centred) to {h}x{w} where smaller",
+            "resize": f"resized (bilinear, antialiased) to {h}x{w} where their size differs",
+            "none": f"all {h}x{w} (fit none refuses other sizes)"}[fit]
     where = "decoded into memory" if in_memory else (
         f"streamed from disk by DataLoader workers (over {MEMORY_LIMIT / 2**30:.0f} GiB in memory)")
-    return f"images converted to {'RGB' if c == 3 else 'L'} and {how} {h}x{w} where their size differs; {where}"
+    return f"images decoded as {'RGB' if c == 3 else 'L (luminance)'}, {size}; {where}"
 
 
-def _materialise(part: _Part, shape, fit: str, name: str, in_memory: bool) -> ArrayData | StreamData:
+def _materialise(part: sources.Part, shape, fit: str, name: str, in_memory: bool) -> ArrayData | StreamData:
     labels = part.labels[part.index]
     if part.images is not None:
         return ArrayData(_conform(part.images, part.index, shape, fit, name), labels)
@@ -709,8 +511,11 @@ def _materialise(part: _Part, shape, fit: str, name: str, in_memory: bool) -> Ar
         return stream
     if len(paths) < 2000:
         stream.workers = 0  # starting workers costs more than decoding a few images
-    images = torch.cat(list(_stream(stream, list(torch.arange(len(paths)).split(256))))) if paths else \
-        torch.empty((0, *shape), dtype=torch.uint8)
+    images = torch.empty((len(paths), *shape), dtype=torch.uint8)
+    start = 0
+    for batch in _stream(stream, list(torch.arange(len(paths)).split(256))):
+        images[start : start + len(batch)] = batch
+        start += len(batch)
     return ArrayData(images, labels)
 
 

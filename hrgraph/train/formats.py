@@ -28,7 +28,8 @@ import numpy as np
 
 from hrgraph.errors import DataError, did_you_mean
 
-__all__ = ["IMG_EXTENSIONS", "read_idx", "read_cifar", "read_cifar_meta", "scan_tiny_imagenet", "scan_image_folder", "read_image"]
+__all__ = ["IMG_EXTENSIONS", "read_idx", "read_cifar", "read_cifar_meta", "scan_tiny_imagenet", "scan_image_folder",
+           "read_image"]
 
 # torchvision.datasets.folder.IMG_EXTENSIONS, copied so that this module needs no torchvision.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -74,13 +75,13 @@ def read_idx(path: str | Path) -> np.ndarray:
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickle dicts, lists, strings and numpy arrays; refuse every other global."""
 
-    _ALLOWED = {
+    _ALLOWED = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),  # bytes written by Python 3 with protocol 2
-    }
+    })
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -124,7 +125,8 @@ def read_cifar(files: list[Path], label_key: str) -> tuple[np.ndarray, np.ndarra
     for path in files:
         batch = _load_pickle(path)
         if "data" not in batch or label_key not in batch:
-            raise DataError(f"{path} is not a CIFAR batch: it has keys {sorted(batch)}, expected 'data' and '{label_key}'")
+            raise DataError(f"{path} is not a CIFAR batch: it has keys {sorted(batch)}, "
+                            f"expected 'data' and '{label_key}'")
         data = np.asarray(batch["data"], dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(batch[label_key]) != len(data):
             raise DataError(f"{path}: expected data of shape (N, 3072) and N labels, got {data.shape}")
@@ -191,7 +193,8 @@ def scan_image_folder(directory: Path, classes: list[str] | None = None) -> tupl
     else:
         for name in found:
             if name not in classes:
-                raise DataError(f"{directory / name}: class '{name}' is not a class of train/{did_you_mean(name, classes)}")
+                hint = did_you_mean(name, classes)
+                raise DataError(f"{directory / name}: class '{name}' is not a class of train/{hint}")
     files, labels = [], []
     for label, name in enumerate(classes):
         if not (directory / name).is_dir():
