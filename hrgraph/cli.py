@@ -496,9 +496,10 @@ main.add_command(train_command)
 main.add_command(scale_command)
 
 
-from .cli_analysis import summary  # noqa: E402  (it needs handle_errors above)
+from .cli_analysis import analyze_command, summary  # noqa: E402  (they need handle_errors above)
 
 main.add_command(summary)
+main.add_command(analyze_command)
 
 from .cli_experiment import experiment_command, report_command  # noqa: E402  (they need handle_errors above)
 

@@ -1,7 +1,8 @@
-"""Analysis commands of the ``hrgraph`` command line: ``summary`` (cost per node and per edge).
+"""Analysis commands of the ``hrgraph`` command line: ``summary`` (cost per node and per edge) and ``analyze``.
 
 Registered on :data:`hrgraph.cli.main` at the end of :mod:`hrgraph.cli`.  No
-torch import on this path: the numbers come from the shape plan.
+torch import on the ``summary`` path: the numbers come from the shape plan;
+``analyze`` imports torch when it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import click
 from .cli import allow_imports_option, handle_errors, parse_shape
 from .cost import CostRow, CostTable
 
-__all__ = ["summary"]
+__all__ = ["summary", "analyze_command"]
 
 
 def _bytes(n: int) -> str:
@@ -128,3 +129,51 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
     )
     totals.add_row("counts", "MACs: conv and linear only; pooling, BN and adds are the element counts above")
     console.print(totals)
+
+
+@click.command("analyze")
+@click.argument("run", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.option("--data", help="Data set to use instead of the recipe's (same number of classes), e.g. fashion-mnist.")
+@click.option("--data-dir", help="Where the data set lives (default: the recipe's, then the data set's default places).")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images of the split.")
+@click.option("--edges", metavar="A:B,...", help="Edges to cut, comma-separated (patterns: 'stem:*'); default: every edge.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: the recipe's.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: RUN_DIR/analysis).")
+@handle_errors
+def analyze_command(run: Path, data: str | None, data_dir: str | None, split: str, limit: int | None, edges: str | None,
+                    batch_size: int | None, device: str, out: Path | None) -> None:
+    """What each long-range edge of a trained run does, on one split of its data.
+
+    RUN_DIR_OR_CHECKPOINT is a folder written by 'hrgraph train' (its
+    checkpoints/best.pt, else last.pt) or a checkpoint file.  Writes into the
+    output folder: contributions (mean absolute activation of each receiving
+    block's own path and of each projection into it, the paper's Fig. 2) as
+    CSV, JSON, PNG and SVG; edge cut (accuracy with each edge switched off at
+    run time, and all at once: the trained model's reliance on it, not
+    training without it) as CSV and PNG; the gradient norm per node when the
+    run was trained with --log-grad-norms; and analysis.md with all of them.
+    """
+    from .analysis import analyze
+
+    selectors = [e.strip() for e in edges.split(",") if e.strip()] if edges else None
+    result = analyze(run, data=data, data_dir=data_dir, split=split, limit=limit, edges=selectors, out=out,
+                     batch_size=batch_size, device=device)
+    _print_analysis(result)
+
+
+def _print_analysis(result: dict) -> None:
+    click.echo(f"{result['spec_name'] or 'model'} on {result['data']} {result['split']} ({result['images']:,} images)")
+    projections = [r for r in result["contributions"] if r["kind"] == "projection"]
+    if projections:
+        click.echo("contributions (mean |activation|, projection / block):")
+        for r in projections:
+            click.echo(f"  {r['path']:<28} {r['mean_abs']:10.4g}  ratio {r['ratio']:.3f}")
+    if result["edge_cut"]:
+        click.echo("edge cut (accuracy of the trained model with edges switched off):")
+        for r in result["edge_cut"]:
+            label = {"none": "intact", "all": "all edges cut"}.get(r["cut"], f"cut {r['cut']}")
+            click.echo(f"  {label:<28} {100 * r['accuracy']:6.2f}%  ({100 * r['change']:+.2f})")
+    click.echo(f"wrote {len(result['files'])} files to {result['out']}/ (see analysis.md)")
