@@ -291,3 +291,17 @@ def test_torchrun_two_processes(tmp_path):
 
 def test_errors_are_hrgraph_errors():
     assert issubclass(TrainingInterrupted, TrainingError) and issubclass(TrainingError, HrgraphError)
+
+
+def test_grad_norms_logged_per_node_and_projection_and_resumed(tmp_path):
+    _run(tmp_path, "a", log_grad_norms=True)
+    rows = list(csv.DictReader((tmp_path / "a" / "grad_norms.csv").open()))
+    modules = {r["module"]: r["kind"] for r in rows}
+    assert modules == {"nodes.stem": "node", "nodes.stage1": "node", "nodes.stage2": "node", "nodes.head": "node",
+                       "projections.stem__stage2": "projection"}
+    assert sorted({int(r["epoch"]) for r in rows}) == [0, 1, 2]
+    assert all(float(r["norm"]) > 0 for r in rows)
+    with pytest.raises(TrainingInterrupted):
+        _run(tmp_path, "b", log_grad_norms=True, reporter=_SignalAt(9))  # inside epoch 2
+    _run(tmp_path, "b", log_grad_norms=True, resume=True)
+    assert (tmp_path / "a" / "grad_norms.csv").read_text() == (tmp_path / "b" / "grad_norms.csv").read_text()

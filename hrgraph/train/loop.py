@@ -220,6 +220,7 @@ def train(
     tags: Mapping[str, str] | None = None,
     command: list[str] | None = None,
     reporter: Reporter | None = None,
+    log_grad_norms: bool = False,
 ) -> dict[str, Any]:
     """Train ``spec`` under ``recipe`` into the run folder ``out``; returns the run's summary.
 
@@ -257,6 +258,10 @@ def train(
         The command line to record (the CLI passes ``sys.argv``).
     reporter : Reporter, optional
         Progress events (default: log lines through :mod:`logging`).
+    log_grad_norms : bool
+        Write ``grad_norms.csv``: per node and projection, the L2 norm of its
+        parameters' gradient at initialisation (epoch 0, the first batch) and
+        its mean over the steps of every epoch (how far the loss reaches back).
 
     Returns
     -------
@@ -291,7 +296,8 @@ def train(
         with _StopFlag().installed() as stop:
             return _run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume, ctx=ctx, amp=amp,
                         limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
-                        download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop)
+                        download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop,
+                        log_grad_norms=log_grad_norms)
     finally:
         reporter.close()
         if not joined_before:
@@ -299,7 +305,7 @@ def train(
 
 
 def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, limit_val, width_mult, data_dir, download,
-         tags, command, reporter: Reporter, stop: _StopFlag) -> dict[str, Any]:
+         tags, command, reporter: Reporter, stop: _StopFlag, log_grad_norms: bool) -> dict[str, Any]:
     t_start = time.perf_counter()
     spec = load_spec(spec)
     if width_mult is not None:
@@ -345,6 +351,7 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     scaler = torch.amp.GradScaler("cuda") if amp else None
 
     rows: list[dict[str, Any]] = []
+    grad = _GradNorms(model) if log_grad_norms else None
     epoch, start_step, best = 0, 0, {"epoch": 0, "acc": -1.0}
     partial = torch.zeros(3, dtype=torch.float64)  # train loss sum, correct, images of an unfinished epoch
     prior_wall = 0.0  # seconds spent in earlier sessions of this run
@@ -355,6 +362,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         epoch, start_step, rows, best = state["epoch"], state["step"], list(state["rows"]), dict(state["best"])
+        if grad is not None:
+            grad.load(state.get("grad_norms"))
         # The saved sums are over all ranks already: count them once.
         partial = state["partial"].double() if ctx.main else torch.zeros(3, dtype=torch.float64)
         prior_wall = float(state.get("wall_seconds", 0.0))
@@ -372,7 +381,9 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     steps = num_batches(data.train, recipe.batch_size, limit_train)
-    eval_kw = dict(batch_size=recipe.batch_size, device=device, mean=data.mean, std=data.std, ctx=ctx, criterion=criterion)
+    # normalize: false feeds x / 255 as it is.
+    mean, std = (data.mean, data.std) if recipe.normalize else (None, None)
+    eval_kw = dict(batch_size=recipe.batch_size, device=device, mean=mean, std=std, ctx=ctx, criterion=criterion)
 
     def save_last(at_epoch: int, at_step: int, partial_sums: torch.Tensor) -> None:
         """Write last.pt (on rank 0); ``partial_sums`` must already be summed over ranks."""
@@ -383,6 +394,7 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else {},
                 "epoch": at_epoch, "step": at_step, "rows": rows, "best": best, "partial": partial_sums.cpu(),
+                "grad_norms": grad.state() if grad is not None else None,
                 "rng": rng_state(), "wall_seconds": prior_wall + time.perf_counter() - t_start,
             })
 
@@ -404,8 +416,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
         step = start_step
         for x, y in iterate_batches(
             data.train, recipe.batch_size, device=device, shuffle=True, seed=recipe.seed, epoch=epoch,
-            start_step=start_step, augment=recipe.augment, crop_padding=recipe.crop_padding, mean=data.mean,
-            std=data.std, rank=ctx.rank, world_size=ctx.world_size, limit=limit_train,
+            start_step=start_step, augment=recipe.augment, crop_padding=recipe.crop_padding, mean=mean,
+            std=std, rank=ctx.rank, world_size=ctx.world_size, limit=limit_train,
         ):
             lr = lr_at(recipe, epoch + step / steps)
             for group in optimizer.param_groups:
@@ -416,10 +428,15 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
+                if grad is not None:
+                    scaler.unscale_(optimizer)
+                    grad.add(epoch, step)
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 loss.backward()
+                if grad is not None:
+                    grad.add(epoch, step)
                 optimizer.step()
             with torch.no_grad():
                 sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
@@ -452,6 +469,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
                     "recipe": recipe.to_dict(), "recipe_fingerprint": recipe.fingerprint,
                     "model": model.state_dict(), "epoch": epoch, "val_acc": row["val_acc"],
                 })
+            if grad is not None:
+                grad.write(out / "grad_norms.csv", epoch)  # closes the epoch's sums before they are saved
             save_last(epoch, 0, partial)
             _write_metrics(out / "metrics.csv", rows)
             write_curves(rows, out / "curves.png", title=spec.name)
@@ -478,6 +497,49 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     if ctx.main:
         write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+class _GradNorms:
+    """Per-module gradient norms: at initialisation, then the mean of each epoch (summed on the device)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.modules = [(f"nodes.{k}", "node", m) for k, m in model.nodes.items()]
+        self.modules += [(f"projections.{k}", "projection", m) for k, m in model.projections.items()]
+        self.modules = [(n, k, [p for p in m.parameters() if p.requires_grad]) for n, k, m in self.modules]
+        self.modules = [(n, k, ps) for n, k, ps in self.modules if ps]
+        self.rows: list[tuple[int, str, str, float]] = []  # finished epochs
+        self.sums: torch.Tensor | None = None
+        self.steps = 0
+
+    def _norms(self) -> torch.Tensor:
+        return torch.stack([
+            torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in ps if p.grad is not None]))
+            for _, _, ps in self.modules
+        ]).double()
+
+    def add(self, epoch: int, step: int) -> None:
+        norms = self._norms()
+        if epoch == 0 and step == 0:
+            self.rows += [(0, n, k, v) for (n, k, _), v in zip(self.modules, norms.tolist())]
+        self.sums = norms if self.sums is None else self.sums + norms
+        self.steps += 1
+
+    def write(self, path: Path, epoch: int) -> None:
+        """Close ``epoch`` (1-based) and write every row so far."""
+        if self.sums is not None:
+            means = (self.sums / self.steps).tolist()
+            self.rows += [(epoch, n, k, v) for (n, k, _), v in zip(self.modules, means)]
+        self.sums, self.steps = None, 0
+        lines = ["epoch,module,kind,norm"] + [f"{e},{n},{k},{v:.6g}" for e, n, k, v in self.rows]
+        write_atomic(path, "\n".join(lines) + "\n")
+
+    def state(self) -> dict[str, Any]:
+        return {"rows": [list(r) for r in self.rows], "sums": self.sums, "steps": self.steps}
+
+    def load(self, state: dict[str, Any] | None) -> None:
+        if state:
+            self.rows = [tuple(r) for r in state["rows"]]
+            self.sums, self.steps = state["sums"], state["steps"]
 
 
 def _any_rank(ctx: distributed.Context, flag: bool) -> bool:
