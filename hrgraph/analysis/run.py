@@ -90,7 +90,15 @@ def open_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
         weights that do not fit the stored spec.
     """
     checkpoint, run_dir = find_checkpoint(path)
-    payload = read_checkpoint(checkpoint, map_location=device)
+    try:
+        payload = read_checkpoint(checkpoint, map_location=device)
+    except HrgraphError:
+        raise
+    except Exception as err:
+        # torch.load's legacy reader fails on arbitrary bytes with whatever it meets first
+        # (a KeyError for a text file): any of them means the same thing here.
+        raise TrainingError(f"not a readable checkpoint ({type(err).__name__}: {err})".split("\n")[0],
+                            path=str(checkpoint)) from err
     missing = [k for k in ("spec", "model", "recipe") if not isinstance(payload.get(k), dict)]
     if missing:
         raise TrainingError(f"not an hrgraph run checkpoint: it has no {', '.join(missing)}", path=str(checkpoint))
