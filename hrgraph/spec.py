@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +36,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .diagnostics import fields_of, first_error, pydantic_message, written
 from .errors import SpecError, did_you_mean
 from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .extends import located_error, parse_edge_ref, resolve_extends
@@ -45,9 +45,6 @@ from .source import LDict, LList, Mark, locate, parse_yaml, read_yaml
 __all__ = ["InputShape", "Residuals", "Edge", "Spec", "load_spec", "parse_edge_ref"]
 
 FORMAT_VERSION = 1
-#: At most this many validation errors are reported for one spec (``err`` and
-#: ``err.others``); ``err.omitted`` counts the rest.
-MAX_ERRORS = 20
 
 
 class _Frozen(BaseModel):
@@ -282,10 +279,6 @@ class Spec(_Frozen):
 _TOP_LEVEL_ONLY_IN_FILES = ("extends", "remove_edges")
 
 
-def _fields_of(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
 def _model_at(data: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
     """The pydantic model that validates the mapping at ``loc`` (for did-you-mean)."""
     if not loc:
@@ -304,76 +297,11 @@ def _model_at(data: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
     return None
 
 
-#: What a field of each pydantic error type expects, in the spec's words
-#: (never pydantic's class names: "instance of Edge" means nothing in a YAML file).
-_EXPECTED = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "string_type": "a string",
-    "list_type": "a list",
-    "dict_type": "a mapping (key: value pairs)",
-    "model_type": "a mapping (key: value pairs)",
-    "model_attributes_type": "a mapping (key: value pairs)",
-}
-_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
-
-
-def _written(value: Any) -> str:
-    """What a spec wrote, as a YAML reader would name it."""
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return f"the integer {value}"
-    if isinstance(value, float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {shown!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return f"a {type(value).__name__}"
-
-
-def _strict_message(kind: str, value: Any) -> str:
-    """``expected an integer, got the string '16'`` with a hint for YAML 1.1 habits.
-
-    Examples
-    --------
-    >>> _strict_message("bool_type", "off")
-    "expected true or false, got the string 'off' (YAML 1.1 reads yes/no/on/off as booleans; specs are read as YAML 1.2, where only true and false are)"
-    >>> _strict_message("int_type", "010")
-    "expected an integer, got the string '010' (a leading zero means octal in YAML 1.1 (010 is 8) and is refused here: write 8 or 10)"
-    """
-    message = f"expected {_EXPECTED[kind]}, got {_written(value)}"
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in _YAML11_BOOLS:
-            message += (
-                " (YAML 1.1 reads yes/no/on/off as booleans; specs are read as YAML 1.2, where only true and false are)"
-            )
-        elif re.fullmatch(r"[-+]?0[0-7]+", text):
-            octal = int(text.lstrip("+-")[1:], 8) * (-1 if text.startswith("-") else 1)
-            decimal = int(text)
-            message += (
-                f" (a leading zero means octal in YAML 1.1 ({text} is {octal}) and is refused here: "
-                f"write {octal} or {decimal})"
-            )
-        elif re.fullmatch(r"[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?", text):
-            message += " (a quoted number is a string: remove the quotes)"
-        elif re.fullmatch(r"[-+]?[0-9][0-9_:]*|[-+]?0[xXob][0-9a-fA-F_]+", text):
-            message += " (YAML 1.1 number forms such as 1_000, 1:30 and 0x10 are strings in YAML 1.2: write plain decimal)"
-    elif isinstance(value, (int, float)) and _EXPECTED[kind] == "true or false":
-        message += " (write true or false)"
-    return message
+def _allowed_keys(data: Any, loc: Sequence[Any]) -> list[str] | None:
+    model = _model_at(data, loc)
+    if model is None:
+        return None
+    return fields_of(model) + (list(_TOP_LEVEL_ONLY_IN_FILES) if model is Spec else [])
 
 
 def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> SpecError:
@@ -395,25 +323,10 @@ def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> Sp
                 edge = f"{item['from']}->{item['to']}"
         if node or edge:
             rel = tuple(k for k in loc[2:] if not (data is not None and k not in _keys_on_path(data, loc)))
-    msg = err["msg"]
-    if err["type"] in _EXPECTED:
-        msg = _strict_message(err["type"], err.get("input"))
-    elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == ID_PATTERN:
-        msg = f"expected an id (a letter, then letters, digits and '_'), got {_written(err.get('input'))}"
-    if err["type"] == "missing" and loc:
-        msg = f"missing required key '{loc[-1]}'"
-    elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
-        msg = str(err["ctx"]["error"])  # our own validators' text, without pydantic's "Value error, "
+    msg = pydantic_message(err, lambda parent: _allowed_keys(data if data is not None else {}, parent))
+    if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == ID_PATTERN:
+        msg = f"expected an id (a letter, then letters, digits and '_'), got {written(err.get('input'))}"
     if err["type"] == "extra_forbidden":
-        parent = loc[:-1]
-        model = _model_at(data if data is not None else {}, parent)
-        extra = ""
-        if model is not None:
-            allowed = _fields_of(model)
-            if model is Spec:
-                allowed += list(_TOP_LEVEL_ONLY_IN_FILES)
-            extra = did_you_mean(str(loc[-1]), allowed)
-        msg = f"unknown key '{loc[-1]}'{extra}"
         rel = rel[:-1]
     where = ".".join(str(k) for k in rel)
     message = f"{where}: {msg}" if where else msg
@@ -452,14 +365,7 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        # A misspelt key is both unknown and missing; its did-you-mean is the more useful message.
-        details = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        # One bad list can give thousands of errors; locate and report the first few only.
-        errors = [_error_from_pydantic(raw, path, e) for e in details[:MAX_ERRORS]]
-        first = errors[0]
-        first.others = errors[1:]
-        first.omitted = len(details) - len(errors)
-        raise first from None
+        raise first_error(exc, lambda e: _error_from_pydantic(raw, path, e)) from None
     spec._path = path
     spec._data = raw
     return spec

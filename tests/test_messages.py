@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import hrgraph
 from hrgraph.cli import main
-from hrgraph.spec import MAX_ERRORS
+from hrgraph.diagnostics import MAX_ERRORS
 
 from .conftest import ROOT
 
