@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import HrgraphError, did_you_mean
 
-__all__ = ["fields_of", "pydantic_message", "first_error", "strict_message", "written", "MAX_ERRORS"]
+__all__ = ["fields_of", "pydantic_message", "first_error", "strict_message", "written", "MAX_ERRORS", "TYPE_ERRORS"]
 
 #: At most this many errors are reported for one document (the raised error and
 #: its ``others``); ``omitted`` counts the rest (one bad list can give 20,000).
@@ -40,6 +40,8 @@ _EXPECTED = {
     "model_type": "a mapping (key: value pairs)",
     "model_attributes_type": "a mapping (key: value pairs)",
 }
+#: The error types :func:`strict_message` words.
+TYPE_ERRORS = frozenset(_EXPECTED)
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
 
 
@@ -138,8 +140,6 @@ def pydantic_message(err: dict[str, Any], allowed: Callable[[tuple[Any, ...]], S
     if err["type"] == "extra_forbidden" and loc:
         keys = allowed(loc[:-1])
         return f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), keys) if keys else ''}"
-    if err["type"] in _EXPECTED:
-        return strict_message(err["type"], err.get("input"))
     return err["msg"]
 
 

@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .diagnostics import fields_of, first_error, pydantic_message, written
+from .diagnostics import TYPE_ERRORS, fields_of, first_error, pydantic_message, strict_message, written
 from .errors import SpecError, did_you_mean
 from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .extends import located_error, parse_edge_ref, resolve_extends
@@ -324,7 +324,9 @@ def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> Sp
         if node or edge:
             rel = tuple(k for k in loc[2:] if not (data is not None and k not in _keys_on_path(data, loc)))
     msg = pydantic_message(err, lambda parent: _allowed_keys(data if data is not None else {}, parent))
-    if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == ID_PATTERN:
+    if err["type"] in TYPE_ERRORS:
+        msg = strict_message(err["type"], err.get("input"))
+    elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == ID_PATTERN:
         msg = f"expected an id (a letter, then letters, digits and '_'), got {written(err.get('input'))}"
     if err["type"] == "extra_forbidden":
         rel = rel[:-1]

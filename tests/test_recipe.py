@@ -153,8 +153,9 @@ def test_wrong_type_says_expected_and_written():
     assert "'adam'" in err.message and "did you mean 'adam'" in err.message and "'adan'" in err.message
     err = error_of("epochs: -3\n")
     assert "greater than or equal to 1" in err.message and "-3" in err.message
-    err = error_of("optimizer: {lr: 1e-3}\n")  # YAML 1.1 reads this as a string
+    err = error_of("optimizer: {lr: '1e-3'}\n")  # quoted: a string
     assert "write 0.001" in err.message
+    assert load_recipe("optimizer: {lr: 1e-3}\n").optimizer.lr == 0.001  # YAML 1.2: a number
     err = error_of("data: cifar-10\n")
     assert "did you mean 'cifar10'" in err.message and err.line == 1
 

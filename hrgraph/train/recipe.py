@@ -354,7 +354,7 @@ def _written(value: Any) -> str:
             return text
         if re.fullmatch(r"[+-]?\d+", value.strip()):
             return f"{text} (write {int(number)} without quotes)"
-        # YAML 1.1, which PyYAML reads, needs a dot in a float: 1e-3 is a string.
+        # A quoted number ('1e-3'); unquoted, hrgraph.source reads it as YAML 1.2 does: a float.
         return f"{text} (write {number!r} for a number)"
     if isinstance(value, Mapping):
         return "a mapping"
