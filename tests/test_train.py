@@ -157,7 +157,7 @@ def test_malicious_checkpoint_is_refused_without_running(tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"epoch: 3\nmodel: x\n", None])
 def test_non_checkpoints_give_a_clear_error(tmp_path, content):
     path = tmp_path / "x.pt"
     if content is None:
