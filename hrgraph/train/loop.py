@@ -25,7 +25,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import platform
 import signal
 import sys
@@ -40,7 +39,7 @@ import yaml
 from torch import nn
 
 from ..compiler import compile_model
-from ..errors import HrgraphError, TrainingError, TrainingInterrupted
+from ..errors import TrainingError, TrainingInterrupted
 from ..files import write_atomic
 from ..match import scale_widths
 from ..shapes import infer_shapes

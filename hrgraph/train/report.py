@@ -24,7 +24,8 @@ from typing import Any
 
 from ..errors import HrgraphError
 from ..files import atomic_open
-from .experiment import MANIFEST_SUFFIX, VERSIONS
+from .experiment import MANIFEST_SUFFIX
+from .grid import VERSIONS
 
 __all__ = [
     "RunRecord",
