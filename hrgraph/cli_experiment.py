@@ -6,6 +6,7 @@ only when a run starts, so ``--help`` and ``--dry-run`` stay fast.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def experiment_command(
                            amp=amp, limit_train=limit_train, limit_val=limit_val)
     except TrainingInterrupted as err:
         click.echo(f"error: {err}", err=True)
-        click.echo(f"rerun the same command to resume: {' '.join(sys.argv)}", err=True)
+        click.echo(f"rerun the same command to resume: {shlex.join(['hrgraph', *sys.argv[1:]])}", err=True)
         raise SystemExit(130) from None
     trained = sum(r.action != "skipped" for r in results)
     click.echo(f"{grid.name}: {trained} runs trained, {len(results) - trained} already done; "

@@ -285,3 +285,12 @@ def test_interrupted_grid_resumed_gives_the_same_report(tmp_path: Path) -> None:
     assert all(g.complete for g in b.groups)
     summary = json.loads((runs / "hi__synthetic-120__s0" / "summary.json").read_text())
     assert summary["tags"]["model"] == "hi" and summary["finished"] and not math.isnan(summary["test_acc1"])
+
+
+@pytest.mark.parametrize("grid", sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_committed_grid_passes_its_dry_run(grid, tmp_path):
+    result = CliRunner().invoke(main, ["experiment", str(grid), "--dry-run", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "to do; every spec, derivation and recipe is valid" in result.output
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing

@@ -71,7 +71,7 @@ def test_cpu_recipe_keeps_the_paper_schedule_shape():
     cpu = load_recipe(ROOT / "recipes/cpu-fashion-mnist.yaml")
     assert cpu.schedule.every * 4 == cpu.epochs  # halved every quarter of the run
     assert [lr_at(cpu, e) for e in range(0, cpu.epochs, cpu.schedule.every)] == [0.01, 0.005, 0.0025, 0.00125]
-    assert (cpu.fit, cpu.train_subset, cpu.data, cpu.batch_size) == ("pad", 20000, "fashion-mnist", 100)
+    assert (cpu.fit, cpu.train_subset, cpu.data, cpu.batch_size) == ("pad", 10000, "fashion-mnist", 100)
 
 
 # -- loading from every source ---------------------------------------------------------

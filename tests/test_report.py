@@ -199,3 +199,18 @@ def test_bad_summary_is_a_located_error(tmp_path: Path) -> None:
     (folder / "summary.json").write_text("{not json")
     with pytest.raises(HrgraphError, match="summary.json"):
         build_report(tmp_path)
+
+
+def test_run_without_summary_yet_counts_as_unfinished_under_its_model(tmp_path: Path) -> None:
+    # A run stopped in its first epoch has config.yaml and a checkpoint, no summary.json:
+    # the report files it under the model and data set of its config, not as a stray folder.
+    for seed, acc in enumerate(ACC["orig"]):
+        write_run(tmp_path, "orig", seed, acc)
+    folder = tmp_path / "hi__synthetic__s0"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.yaml").write_text(
+        "tags: {model: hi, family: F, version: hiresnet, grid: g}\nrecipe: {data: synthetic, seed: 0, epochs: 4}\n")
+    report = build_report(tmp_path)
+    hi = report.group("hi", "synthetic")
+    assert (hi.n, hi.unfinished) == (0, 1)
+    assert [g.model for g in report.models()].count("hi__synthetic__s0") == 0

@@ -25,7 +25,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import platform
 import signal
 import sys
@@ -40,7 +39,7 @@ import yaml
 from torch import nn
 
 from ..compiler import compile_model
-from ..errors import HrgraphError, TrainingError, TrainingInterrupted
+from ..errors import TrainingError, TrainingInterrupted
 from ..files import write_atomic
 from ..match import scale_widths
 from ..shapes import infer_shapes
@@ -327,7 +326,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
             if ctx.main:
                 reporter.message(f"{out}: finished ({state['epoch']} epochs); nothing to do")
             return json.loads(done.read_text())
-    elif (out / "config.yaml").exists() or last_path.exists():
+    # With resume, a run stopped before its first checkpoint simply starts again.
+    elif not resume and ((out / "config.yaml").exists() or last_path.exists()):
         raise TrainingError(
             "this folder already holds a run; continue it with --resume, or choose another --out",
             path=str(out),
@@ -348,6 +348,12 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     params = sum(p.numel() for p in model.parameters())
     optimizer = _optimizer(recipe, model)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    # Under torchrun, ranks' slices of a global batch may differ in size (even be
+    # empty): each rank's loss is its sum over the global batch size, times the
+    # world size that DDP's gradient averaging divides by, so that the gradient
+    # is exactly the global batch's mean.
+    criterion_sum = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="sum")
+    n_train = len(data.train) if limit_train is None else min(len(data.train), limit_train)
     scaler = torch.amp.GradScaler("cuda") if amp else None
 
     rows: list[dict[str, Any]] = []
@@ -424,7 +430,11 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
                 group["lr"] = lr
             with torch.autocast(device_type="cuda", dtype=torch.float16) if amp else contextlib.nullcontext():
                 logits = net(x)
-                loss = criterion(logits, y)
+                if ctx.distributed:
+                    global_n = min(recipe.batch_size, n_train - step * recipe.batch_size)
+                    loss = criterion_sum(logits, y) * (ctx.world_size / global_n)
+                else:
+                    loss = criterion(logits, y)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -439,7 +449,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
                     grad.add(epoch, step)
                 optimizer.step()
             with torch.no_grad():
-                sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
+                local_sum = loss.detach().double() * (global_n / ctx.world_size if ctx.distributed else len(y))
+                sums += torch.stack([local_sum, (logits.argmax(1) == y).sum().double(),
                                      torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
             step += 1
             images += len(y)

@@ -24,7 +24,8 @@ from typing import Any
 
 from ..errors import HrgraphError
 from ..files import atomic_open
-from .experiment import MANIFEST_SUFFIX, VERSIONS
+from .experiment import MANIFEST_SUFFIX
+from .grid import VERSIONS
 
 __all__ = [
     "RunRecord",
@@ -178,6 +179,21 @@ def _read_curve(path: Path) -> tuple[float, ...]:
     return tuple(values)
 
 
+def _unfinished_summary(config_path: Path) -> dict[str, Any]:
+    """What config.yaml tells of a run with no summary yet: its model (tags), data set and seed."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}  # not written yet, or not ours: the run is still counted, under its folder's name
+    if not isinstance(config, dict):
+        return {}
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
+    return {"tags": config.get("tags") or {}, "data": recipe.get("data"), "seed": recipe.get("seed"),
+            "epochs": recipe.get("epochs")}
+
+
 def _read_run(folder: Path) -> RunRecord | None:
     try:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -189,7 +205,7 @@ def _read_run(folder: Path) -> RunRecord | None:
         # A run that has not written its first summary yet: known only from a checkpoint or config.
         if not ((folder / "checkpoints").is_dir() or (folder / "config.yaml").is_file()):
             return None
-        summary = {}
+        summary = _unfinished_summary(folder / "config.yaml")
     if not isinstance(summary, dict):
         raise HrgraphError("summary.json is not a JSON object", path=str(folder / "summary.json"))
     tags = summary.get("tags") or {}

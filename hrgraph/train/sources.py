@@ -49,6 +49,8 @@ class Part:
 
 @dataclass
 class Source:
+    """A data set as published: class names, its parts, what its test part is, and what was read."""
+
     classes: list[str]
     train: Part
     val: Part | None
@@ -58,6 +60,7 @@ class Source:
 
 
 def default_root(name: str) -> Path:
+    """``$HRGRAPH_DATA/<name>``, or ``~/.cache/hrgraph/data/<name>`` when the variable is unset."""
     base = os.environ.get("HRGRAPH_DATA") or Path.home() / ".cache" / "hrgraph" / "data"
     return Path(base).expanduser() / name
 
@@ -200,9 +203,11 @@ def _read_tiny_imagenet(name: str, arg: str, root: Path | None, download: bool) 
 
 def _read_image_folder(name: str, arg: str, root: Path | None, download: bool) -> Source:
     base = Path(arg).expanduser() if arg else root
-    if base is None or not (base / "train").is_dir():
-        looked = [base / "train"] if base is not None else []
-        raise _missing(name, looked, "train/<class>/<image> and optional val/, test/ alike (torchvision ImageFolder)",
+    if base is None:
+        raise DataError("imagefolder needs a folder: write `imagefolder:DIR` (or give a data directory)")
+    if not (base / "train").is_dir():
+        raise _missing(name, [base / "train"],
+                       "train/<class>/<image> and optional val/, test/ alike (torchvision ImageFolder)",
                        "write `imagefolder:DIR` with DIR holding train/ (no download for folders)")
     classes, files, labels = formats.scan_image_folder(base / "train")
     parts = {"train": Part(torch.tensor(labels, dtype=torch.int64), paths=files)}
