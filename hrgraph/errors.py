@@ -23,6 +23,7 @@ __all__ = [
     "ShapeError",
     "CompileError",
     "RenderError",
+    "OutputError",
     "did_you_mean",
 ]
 
@@ -143,3 +144,7 @@ class CompileError(HrgraphError):
 
 class RenderError(HrgraphError):
     """A diagram could not be rendered (for example Graphviz's ``dot`` is missing)."""
+
+
+class OutputError(HrgraphError):
+    """An output file or folder could not be written (missing folder, no space left, ...)."""
