@@ -462,3 +462,18 @@ def test_a_foreign_torch_file_is_not_a_checkpoint(tmp_path):
     torch.save({"conv.weight": torch.zeros(2)}, path)
     with pytest.raises(hrgraph.HrgraphError, match="not an hrgraph checkpoint"):
         hrgraph.load_checkpoint(path)
+
+
+def test_large_tables_are_printed_as_plain_columns(tiny, monkeypatch):
+    import hrgraph.cli as cli
+
+    monkeypatch.setattr(cli, "RICH_ROWS", 2)  # tiny's 4 nodes now count as a large table
+    result = run("compile", str(tiny))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index("tiny: nodes")
+    assert lines[start + 1].split() == ["node", "block", "input", "output", "params"]
+    rows = {line.split()[0]: line for line in lines[start + 3 : start + 7]}
+    assert set(rows) == {"stem", "stage1", "stage2", "head"}
+    assert rows["stage1"].endswith(f"{hrgraph.infer_shapes(hrgraph.load_spec(tiny)).nodes['stage1'].params:,}")
+    assert "stem->stage2" in result.stdout and "total params" in result.stdout
