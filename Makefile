@@ -1,7 +1,7 @@
 # `make demo` and `make test` each do all the set-up first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast specs gallery bench
+.PHONY: setup demo test test-fast specs gallery bench bench-train data reproduce results
 
 setup:
 	@bash scripts/setup.sh
@@ -36,3 +36,23 @@ gallery:
 # on 2 idle cores); writes docs/benchmarks.md and benchmarks/results.json.
 bench: setup
 	$(PYTHON) benchmarks/run.py
+
+# What `hrgraph train` adds to a bare training loop (about 3 min on 2 idle cores).
+bench-train: setup
+	$(PYTHON) benchmarks/train_overhead.py
+
+# The paper's Table 1 at CPU scale on real data (docs/results.md): Fashion-MNIST,
+# Plain and ResNet families x Original/Adjusted/HiResNet at width 0.25, 3 seeds.
+# About 50 min on 2 idle cores; rerun to resume an interrupted grid.
+RUNS ?= runs
+data:
+	@bash scripts/get-data.sh
+
+reproduce: setup data
+	$(PYTHON) -m hrgraph experiment experiments/fashion-mnist-cpu.yaml --runs-dir $(RUNS)/fashion-mnist-cpu
+	$(MAKE) results
+
+results:
+	mkdir -p docs/results
+	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-cpu -o docs/results/fashion-mnist-cpu.md \
+		--csv docs/results/fashion-mnist-cpu.csv --figure docs/results/fashion-mnist-cpu-curves.png --target-acc 0.85

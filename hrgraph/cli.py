@@ -621,5 +621,23 @@ def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) 
         raise SystemExit(EXIT_SPEC)
 
 
+# Command families in their own modules (each imports torch only when it runs).
+from .cli_train import scale_command, train_command  # noqa: E402  (they need handle_errors above)
+
+main.add_command(train_command)
+main.add_command(scale_command)
+
+
+from .cli_analysis import analyze_command, summary  # noqa: E402  (they need handle_errors above)
+
+main.add_command(summary)
+main.add_command(analyze_command)
+
+from .cli_experiment import experiment_command, report_command  # noqa: E402  (they need handle_errors above)
+
+main.add_command(experiment_command)
+main.add_command(report_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -24,6 +24,11 @@ __all__ = [
     "CompileError",
     "RenderError",
     "OutputError",
+    "DataError",
+    "RecipeError",
+    "GridError",
+    "TrainingError",
+    "TrainingInterrupted",
     "did_you_mean",
 ]
 
@@ -65,6 +70,9 @@ class HrgraphError(Exception):
     'net.yaml:3:5: node stem: bad'
     """
 
+    #: What ``location`` calls a document given as text, not as a file.
+    _unnamed = "<spec>"
+
     def __init__(
         self,
         message: str,
@@ -86,7 +94,7 @@ class HrgraphError(Exception):
     @property
     def location(self) -> str:
         """``path:line:column`` as far as it is known, or ``""``."""
-        parts = [self.path or ("<spec>" if self.line is not None else "")]
+        parts = [self.path or (self._unnamed if self.line is not None else "")]
         if self.line is not None:
             parts.append(str(self.line))
             if self.column is not None:
@@ -148,3 +156,29 @@ class RenderError(HrgraphError):
 
 class OutputError(HrgraphError):
     """An output file or folder could not be written (missing folder, no space left, ...)."""
+
+
+class RecipeError(HrgraphError):
+    """A training recipe is not valid YAML, does not match the recipe schema, or an override is wrong."""
+
+    _unnamed = "<recipe>"
+
+
+class GridError(HrgraphError):
+    """An experiment grid file is not valid YAML, does not match the grid schema, or names a model it lacks."""
+
+
+class TrainingError(HrgraphError):
+    """A run cannot start or continue: a run folder in the way, a changed spec on resume, a bad checkpoint."""
+
+
+class TrainingInterrupted(TrainingError):
+    """SIGINT or SIGTERM stopped a run after it saved a resumable checkpoint (``resume`` says how to go on)."""
+
+    def __init__(self, message: str, *, resume: str = "", **kwargs) -> None:
+        self.resume = resume
+        super().__init__(message, **kwargs)
+
+
+class DataError(HrgraphError):
+    """A data set is missing, unreadable, or does not fit the spec (classes, image size)."""

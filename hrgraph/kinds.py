@@ -1,8 +1,10 @@
 """Block kinds: their typed parameters and their shape and parameter arithmetic.
 
 Each block kind is a frozen pydantic model with a ``kind`` literal (the tag of
-the node union) and three pure functions of the input shape: the output shape,
-the parameter count and the multiply-accumulate count.  No torch here, so a
+the node union) and four pure functions of the input shape: the output shape,
+the parameter count, the multiply-accumulate count (convolutions and linear
+layers) and the counts of the work that is not multiply-accumulates (pooling,
+batch norm, residual adds; :class:`OpCounts`).  No torch here, so a
 spec can be validated, counted and drawn without importing it; the matching
 ``nn.Module`` builders live in :mod:`hrgraph.blocks`.
 
@@ -12,6 +14,7 @@ Shapes are ``(channels, height, width)`` tuples of one sample.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -22,6 +25,7 @@ __all__ = [
     "Shape",
     "NodeId",
     "Block",
+    "OpCounts",
     "ConvBlock",
     "PlainBlock",
     "BasicBlock",
@@ -83,6 +87,29 @@ def spatial(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+@dataclass(frozen=True)
+class OpCounts:
+    """Work of one sample's forward that is not a multiply-accumulate, in elements.
+
+    ``pool``: output elements of every pooling times its window area (the
+    elements each window reads; for adaptive pooling the actual window sizes).
+    ``bn``: output elements of every batch norm.  ``add``: elements added by
+    residual sums (a block's shortcut, an edge's ``merge: sum``).
+
+    Examples
+    --------
+    >>> OpCounts(pool=4, add=1) + OpCounts(bn=2, add=1)
+    OpCounts(pool=4, bn=2, add=2)
+    """
+
+    pool: int = 0
+    bn: int = 0
+    add: int = 0
+
+    def __add__(self, other: "OpCounts") -> "OpCounts":
+        return OpCounts(self.pool + other.pool, self.bn + other.bn, self.add + other.add)
+
+
 def _require_spatial(shape: Shape, kernel: int, stride: int, padding: int, what: str) -> tuple[int, int]:
     _, h, w = shape
     oh, ow = spatial(h, kernel, stride, padding), spatial(w, kernel, stride, padding)
@@ -97,7 +124,7 @@ class Block(BaseModel):
     """Base of every block kind: an id, an optional main-path input, a kind tag.
 
     Subclasses define ``kind: Literal["name"]`` and override :meth:`out_shape`,
-    :meth:`param_count` and :meth:`macs`.  ``width_fields`` names the fields that
+    :meth:`param_count`, :meth:`macs` and :meth:`op_counts`.  ``width_fields`` names the fields that
     set hidden widths (what parameter matching may scale) and
     ``accepts_edges``/``emits_edges`` say whether long-range edges may end or
     start here.
@@ -126,8 +153,12 @@ class Block(BaseModel):
         return 0
 
     def macs(self, in_shape: Shape) -> int:
-        """Multiply-accumulates of one forward pass of one sample."""
+        """Multiply-accumulates of one forward pass of one sample (convolutions and linear layers only)."""
         return 0
+
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        """Pooling, batch-norm and residual-add elements of one sample's forward (see :class:`OpCounts`)."""
+        return OpCounts()
 
     def channel_multiple(self) -> int:
         """Widths in ``width_fields`` must be multiples of this (e.g. the cardinality)."""
@@ -173,9 +204,26 @@ class ConvBlock(Block):
         h, w = self._conv_hw(in_shape)
         return conv_params(in_shape[0], self.channels, self.kernel) * h * w
 
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        h, w = self._conv_hw(in_shape)
+        _, ph, pw = self.out_shape(in_shape)
+        return OpCounts(bn=self.channels * h * w, pool=self.channels * ph * pw * 9 if self.maxpool else 0)
+
     def label(self) -> str:
         pool = " + maxpool" if self.maxpool else ""
         return f"conv {self.kernel}x{self.kernel}/{self.stride}{pool}"
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One convolution of a stage: channels, kernel, groups and its output's height and width."""
+
+    cin: int
+    cout: int
+    kernel: int
+    groups: int
+    h: int
+    w: int
 
 
 class _Stage(Block):
@@ -202,26 +250,37 @@ class _Stage(Block):
         h, w = _require_spatial(in_shape, 3, self.stride, 1, "the first 3x3 convolution")
         return (self.out_channels, h, w)
 
-    def _unit_params(self, cin: int, stride: int) -> int:
+    #: Whether each unit adds a shortcut to its output (ResNet) or not (plain).
+    shortcut: ClassVar[bool] = True
+
+    def _unit_convs(self, cin: int, stride: int, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> Iterator[ConvLayer]:
+        """The convolutions of one unit, each followed by a batch norm of its output."""
         raise NotImplementedError
 
-    def _units(self, in_shape: Shape) -> Iterator[tuple[int, int, int, int]]:
-        """Yield (input channels, stride, output height, output width) of each unit."""
+    def _units(self, in_shape: Shape) -> Iterator[tuple[int, int, tuple[int, int], tuple[int, int]]]:
+        """Yield (input channels, stride, input (h, w), output (h, w)) of each unit."""
         c, h, w = in_shape
         for i in range(self.depth):
             stride = self.stride if i == 0 else 1
-            h, w = spatial(h, 3, stride, 1), spatial(w, 3, stride, 1)
-            yield (c if i == 0 else self.out_channels), stride, h, w
+            oh, ow = spatial(h, 3, stride, 1), spatial(w, 3, stride, 1)
+            yield (c if i == 0 else self.out_channels), stride, (h, w), (oh, ow)
+            h, w = oh, ow
+
+    def _convs(self, in_shape: Shape) -> Iterator[ConvLayer]:
+        # The one list of layers that parameters, MACs and op counts all read.
+        for cin, stride, in_hw, out_hw in self._units(in_shape):
+            yield from self._unit_convs(cin, stride, in_hw, out_hw)
 
     def param_count(self, in_shape: Shape) -> int:
-        return sum(self._unit_params(cin, stride) for cin, stride, _, _ in self._units(in_shape))
+        return sum(conv_params(c.cin, c.cout, c.kernel, c.groups) + bn_params(c.cout) for c in self._convs(in_shape))
 
     def macs(self, in_shape: Shape) -> int:
-        return sum(self._unit_macs(cin, stride, h, w) for cin, stride, h, w in self._units(in_shape))
+        return sum(conv_params(c.cin, c.cout, c.kernel, c.groups) * c.h * c.w for c in self._convs(in_shape))
 
-    def _unit_macs(self, cin: int, stride: int, h: int, w: int) -> int:
-        # Every weight of a unit is applied once per output position.
-        return self._unit_params(cin, stride) * h * w
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        bn = sum(c.cout * c.h * c.w for c in self._convs(in_shape))
+        add = sum(self.out_channels * h * w for _, _, _, (h, w) in self._units(in_shape)) if self.shortcut else 0
+        return OpCounts(bn=bn, add=add)
 
     def label(self) -> str:
         stride = f"/{self.stride}" if self.stride != 1 else ""
@@ -233,9 +292,12 @@ class PlainBlock(_Stage):
 
     kind: Literal["plain"]
 
-    def _unit_params(self, cin: int, stride: int) -> int:
+    shortcut: ClassVar[bool] = False
+
+    def _unit_convs(self, cin: int, stride: int, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> Iterator[ConvLayer]:
         c = self.channels
-        return conv_params(cin, c) + conv_params(c, c) + 2 * bn_params(c)
+        yield ConvLayer(cin, c, 3, 1, *out_hw)
+        yield ConvLayer(c, c, 3, 1, *out_hw)
 
 
 class BasicBlock(_Stage):
@@ -243,10 +305,12 @@ class BasicBlock(_Stage):
 
     kind: Literal["basic"]
 
-    def _unit_params(self, cin: int, stride: int) -> int:
+    def _unit_convs(self, cin: int, stride: int, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> Iterator[ConvLayer]:
         c, g = self.channels, self.groups()
-        downsample = conv_params(cin, c, 1) + bn_params(c) if stride != 1 or cin != c else 0
-        return conv_params(cin, c, 3, g) + conv_params(c, c, 3, g) + 2 * bn_params(c) + downsample
+        yield ConvLayer(cin, c, 3, g, *out_hw)
+        yield ConvLayer(c, c, 3, g, *out_hw)
+        if stride != 1 or cin != c:  # the downsample shortcut: 1x1 conv (strided) + BN
+            yield ConvLayer(cin, c, 1, 1, *out_hw)
 
 
 class ResNeXtBlock(BasicBlock):
@@ -284,17 +348,13 @@ class BottleneckBlock(_Stage):
     def out_channels(self) -> int:
         return self.channels * self.expansion
 
-    def _unit_params(self, cin: int, stride: int) -> int:
+    def _unit_convs(self, cin: int, stride: int, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> Iterator[ConvLayer]:
         w, out = self.channels, self.out_channels
-        downsample = conv_params(cin, out, 1) + bn_params(out) if stride != 1 or cin != out else 0
-        return (
-            conv_params(cin, w, 1)
-            + conv_params(w, w, 3)
-            + conv_params(w, out, 1)
-            + 2 * bn_params(w)
-            + bn_params(out)
-            + downsample
-        )
+        yield ConvLayer(cin, w, 1, 1, *in_hw)  # v1.5: the first 1x1 runs at the input's resolution
+        yield ConvLayer(w, w, 3, 1, *out_hw)
+        yield ConvLayer(w, out, 1, 1, *out_hw)
+        if stride != 1 or cin != out:
+            yield ConvLayer(cin, out, 1, 1, *out_hw)
 
 
 class PoolBlock(Block):
@@ -315,6 +375,10 @@ class PoolBlock(Block):
     def out_shape(self, in_shape: Shape) -> Shape:
         h, w = _require_spatial(in_shape, self.kernel, self.stride or self.kernel, self.padding, "the pooling")
         return (in_shape[0], h, w)
+
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        c, h, w = self.out_shape(in_shape)
+        return OpCounts(pool=c * h * w * self.kernel * self.kernel)
 
     def label(self) -> str:
         return f"{self.op}pool {self.kernel}/{self.stride or self.kernel}"
@@ -337,7 +401,11 @@ class ClassifierBlock(Block):
         return in_shape[0] * self.classes + self.classes
 
     def macs(self, in_shape: Shape) -> int:
-        return in_shape[0] * self.classes
+        return in_shape[0] * self.classes  # the bias add is not a multiply-accumulate
+
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        c, h, w = in_shape  # global average pooling reads every input element once
+        return OpCounts(pool=c * h * w)
 
     def label(self) -> str:
         return f"avgpool + fc {self.classes}"

@@ -25,7 +25,7 @@ from .kinds import MAX_CHANNELS, Block
 from .shapes import Shape, count_params, infer_shapes, plan_projection
 from .spec import Edge, Spec, load_spec
 
-__all__ = ["match_params", "describe_widths", "TOLERANCE"]
+__all__ = ["match_params", "scale_widths", "describe_widths", "TOLERANCE"]
 
 #: Default relative tolerance of :func:`match_params` (the paper's counts match to 0.5%).
 TOLERANCE = 0.005
@@ -407,3 +407,40 @@ def describe_widths(before: Spec, after: Spec) -> list[str]:
             lines.append(f"{owner}.{field} {old} -> {new}")
     return lines
 
+
+
+def scale_widths(spec: Spec | str, factor: float, *, name: str | None = None) -> Spec:
+    """A copy of ``spec`` with every hidden width multiplied by ``factor``.
+
+    Widths are rounded to the nearest multiple each block needs (a ResNeXt
+    stage's cardinality, and that of the stage it feeds), and never below one
+    multiple; the input channels and the number of classes are kept.  This is
+    how a grid runs the paper's networks at CPU scale (``width: 0.25`` gives
+    ResNet-18 at base width 16).
+
+    Raises
+    ------
+    SpecError
+        ``factor`` is not positive, or the spec has no hidden widths.
+
+    Examples
+    --------
+    >>> small = scale_widths("specs/resnet18.yaml", 0.25)
+    >>> small.name, [n.channels for n in small.nodes[:5]]
+    ('resnet18-w0.25', [16, 16, 32, 64, 128])
+    >>> [n.channels for n in scale_widths("specs/resnext18.yaml", 0.1).nodes[1:5]]
+    [8, 12, 24, 52]
+    """
+    spec = load_spec(spec)
+    if not (isinstance(factor, (int, float)) and not isinstance(factor, bool) and 0 < factor < math.inf):
+        raise SpecError(f"the width factor must be a positive number, not {factor!r}", path=spec.path)
+    slots = _slots(spec)
+    if not slots:
+        raise SpecError("the spec has no hidden widths to scale (no node has width fields)", path=spec.path)
+    if factor == 1:
+        return spec if name is None else spec.replace(name=name)
+    scaled = _apply(spec, _scaled(slots, factor))
+    base = spec.name or "spec"
+    note = f"Hidden widths scaled by x{factor:g}."
+    description = f"{spec.description} {note}" if spec.description else f"{base} {note[0].lower()}{note[1:]}"
+    return scaled.replace(name=name or f"{base}-w{factor:g}", description=description)

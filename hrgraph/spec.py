@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .diagnostics import fields_of, first_error, pydantic_message
 from .errors import SpecError, did_you_mean
 from .kinds import KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .extends import located_error, parse_edge_ref, resolve_extends
@@ -270,10 +271,6 @@ class Spec(_Frozen):
 _TOP_LEVEL_ONLY_IN_FILES = ("extends", "remove_edges")
 
 
-def _fields_of(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
 def _model_at(data: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
     """The pydantic model that validates the mapping at ``loc`` (for did-you-mean)."""
     if not loc:
@@ -290,6 +287,13 @@ def _model_at(data: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
         if isinstance(item, Mapping) and item.get("kind") in KINDS:
             return KINDS.get(item["kind"])
     return None
+
+
+def _allowed_keys(data: Any, loc: Sequence[Any]) -> list[str] | None:
+    model = _model_at(data, loc)
+    if model is None:
+        return None
+    return fields_of(model) + (list(_TOP_LEVEL_ONLY_IN_FILES) if model is Spec else [])
 
 
 def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> SpecError:
@@ -311,21 +315,8 @@ def _error_from_pydantic(data: Any, path: str | None, err: dict[str, Any]) -> Sp
                 edge = f"{item['from']}->{item['to']}"
         if node or edge:
             rel = tuple(k for k in loc[2:] if not (data is not None and k not in _keys_on_path(data, loc)))
-    msg = err["msg"]
-    if err["type"] == "missing" and loc:
-        msg = f"missing required key '{loc[-1]}'"
-    elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
-        msg = str(err["ctx"]["error"])  # our own validators' text, without pydantic's "Value error, "
+    msg = pydantic_message(err, lambda parent: _allowed_keys(data if data is not None else {}, parent))
     if err["type"] == "extra_forbidden":
-        parent = loc[:-1]
-        model = _model_at(data if data is not None else {}, parent)
-        extra = ""
-        if model is not None:
-            allowed = _fields_of(model)
-            if model is Spec:
-                allowed += list(_TOP_LEVEL_ONLY_IN_FILES)
-            extra = did_you_mean(str(loc[-1]), allowed)
-        msg = f"unknown key '{loc[-1]}'{extra}"
         rel = rel[:-1]
     where = ".".join(str(k) for k in rel)
     message = f"{where}: {msg}" if where else msg
@@ -364,12 +355,7 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        # A misspelt key is both unknown and missing; its did-you-mean is the more useful message.
-        details = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        errors = [_error_from_pydantic(raw, path, e) for e in details]
-        first = errors[0]
-        first.others = errors[1:]
-        raise first from None
+        raise first_error(exc, lambda e: _error_from_pydantic(raw, path, e)) from None
     spec._path = path
     spec._data = raw
     return spec

@@ -1,0 +1,163 @@
+"""Open a trained run for analysis: its checkpoint, the model rebuilt from it, and the data it was trained on.
+
+A run is read through :func:`hrgraph.train.checkpoint.read_checkpoint`
+(``weights_only``: opening a checkpoint from elsewhere runs no code from it).
+The model is compiled again from the resolved spec stored in the checkpoint
+and given the stored weights; the data set comes from the stored recipe, with
+its name and folder overridable (to analyse a model on data it was not
+trained on, with the same number of classes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..compiler import HrNet, compile_model
+from ..errors import DataError, HrgraphError, TrainingError
+from ..spec import Spec, load_spec
+from ..train.checkpoint import read_checkpoint
+from ..train.data import DataSplits, iterate_batches, load_data
+from ..train.recipe import Recipe, load_recipe
+
+__all__ = ["Run", "find_checkpoint", "open_run", "load_run_data", "split_batches"]
+
+SPLITS = ("test", "val")
+
+
+@dataclass
+class Run:
+    """A trained model ready to analyse.
+
+    ``run_dir`` is the run folder (``None`` for a checkpoint outside one);
+    ``payload`` the checkpoint as read (weights included).
+    """
+
+    checkpoint: Path
+    run_dir: Path | None
+    spec: Spec
+    recipe: Recipe
+    model: HrNet
+    payload: dict[str, Any]
+
+
+def find_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
+    """``(checkpoint, run_dir)`` for a run folder (best.pt, else last.pt) or a checkpoint file.
+
+    A checkpoint inside ``RUN/checkpoints/`` belongs to ``RUN``; any other
+    checkpoint file has no run folder.
+
+    Raises
+    ------
+    TrainingError
+        ``path`` does not exist, or is a folder without a checkpoint.
+
+    Examples
+    --------
+    >>> find_checkpoint("no/such/run")
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.TrainingError: no/such/run: no such run folder or checkpoint file
+    """
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            candidate = path / "checkpoints" / name
+            if candidate.is_file():
+                return candidate, path
+        raise TrainingError(
+            "no checkpoint in this folder (looked for checkpoints/best.pt and checkpoints/last.pt): "
+            "give a run folder written by `hrgraph train`, or a checkpoint file",
+            path=str(path),
+        )
+    if not path.is_file():
+        raise TrainingError("no such run folder or checkpoint file", path=str(path))
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return path, run_dir
+
+
+def open_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
+    """Read the checkpoint of a run folder or file and rebuild its trained model (in eval mode).
+
+    Raises
+    ------
+    TrainingError
+        No checkpoint, a file that is not an hrgraph run checkpoint, or
+        weights that do not fit the stored spec.
+    """
+    checkpoint, run_dir = find_checkpoint(path)
+    try:
+        payload = read_checkpoint(checkpoint, map_location=device)
+    except HrgraphError:
+        raise
+    except Exception as err:
+        # torch.load's legacy reader fails on arbitrary bytes with whatever it meets first
+        # (a KeyError for a text file): any of them means the same thing here.
+        raise TrainingError(f"not a readable checkpoint ({type(err).__name__}: {err})".split("\n")[0],
+                            path=str(checkpoint)) from err
+    missing = [k for k in ("spec", "model", "recipe") if not isinstance(payload.get(k), dict)]
+    if missing:
+        raise TrainingError(f"not an hrgraph run checkpoint: it has no {', '.join(missing)}", path=str(checkpoint))
+    try:
+        spec = load_spec(payload["spec"])
+        recipe = load_recipe(payload["recipe"])
+    except HrgraphError as err:
+        raise TrainingError(f"the checkpoint's spec or recipe is not valid: {err}", path=str(checkpoint)) from err
+    model = compile_model(spec).to(device)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise TrainingError(
+            f"the weights do not fit the checkpoint's spec ({first[1].strip() if len(first) > 1 else first[0]})",
+            path=str(checkpoint),
+        ) from err
+    model.eval()
+    return Run(checkpoint, run_dir, spec, recipe, model, payload)
+
+
+def load_run_data(run: Run, *, data: str | None = None, data_dir: str | None = None) -> DataSplits:
+    """The run's data set (the recipe's, or ``data``/``data_dir``), brought to the spec's input.
+
+    Raises
+    ------
+    DataError
+        From :func:`hrgraph.train.data.load_data`: data missing, or a class
+        count other than the model's outputs.
+    """
+    plan = run.model.plan
+    recipe = run.recipe
+    return load_data(
+        data or recipe.data, root=data_dir if data_dir is not None else (None if data else recipe.data_dir),
+        input_shape=plan.input_shape, val_split=recipe.val_split, seed=recipe.seed, fit=recipe.fit,
+        train_subset=recipe.train_subset, num_classes=plan.output_shape[0],
+    )
+
+
+def split_batches(
+    data: DataSplits, split: str, *, batch_size: int, device: str | torch.device = "cpu", limit: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``split`` in order, normalised with the training split's statistics, never augmented.
+
+    ``split`` is ``"test"`` (the data set's test split, which for Tiny-ImageNet
+    is its val) or ``"val"`` (the held-out or own validation split).
+
+    Raises
+    ------
+    DataError
+        The data set has no such split.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}': use test or val")
+    part = data.test if split == "test" else data.val
+    if part is None:
+        other = "val" if split == "test" else "test"
+        raise DataError(f"{data.name} has no {split} split here; try --split {other}")
+    if len(part) == 0 or limit == 0:
+        raise DataError(f"the {split} split of {data.name} is empty")
+    return iterate_batches(part, batch_size, device=device, shuffle=False, seed=0, epoch=0, mean=data.mean,
+                           std=data.std, limit=limit)

@@ -1,0 +1,179 @@
+"""Analysis commands of the ``hrgraph`` command line: ``summary`` (cost per node and per edge) and ``analyze``.
+
+Registered on :data:`hrgraph.cli.main` at the end of :mod:`hrgraph.cli`.  No
+torch import on the ``summary`` path: the numbers come from the shape plan;
+``analyze`` imports torch when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .cli import allow_imports_option, handle_errors, parse_shape
+from .cost import CostRow, CostTable
+
+__all__ = ["summary", "analyze_command"]
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def _percent(x: float) -> str:
+    return f"{x:.1%}"
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--input", "input_text", metavar="CxHxW", help="Override the spec's input shape.")
+@click.option("--sort", type=click.Choice(["params", "macs"]), help="Order rows by this, largest first (default: nodes in order, each followed by the edges into it).")
+@allow_imports_option
+@handle_errors
+def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None, allow_imports: bool) -> None:
+    """Cost of every node and every long-range edge of SPEC, per sample (no module is built).
+
+    Parameters, MACs (multiply-accumulates of convolutions and linear layers)
+    and activations (elements of each row's output tensor, and bytes at
+    float32), each with its share of the total; then, separately, the work
+    that is not MACs: pooling (window elements read), batch norm and residual
+    adds (elements).  The rows sum to the totals 'hrgraph compile' prints.
+    """
+    from .cost import count_cost
+    from .shapes import infer_shapes
+    from .spec import load_spec
+
+    input_shape = parse_shape(input_text)
+    table = count_cost(infer_shapes(load_spec(spec, allow_imports=allow_imports), input_shape=input_shape))
+    if as_json:
+        click.echo(json.dumps(table.to_dict(), indent=2))
+        return
+    _print_cost(table, _ordered(table, sort))
+
+
+def _ordered(table: CostTable, sort: str | None) -> list[CostRow]:
+    if sort is not None:
+        return sorted(table.rows, key=lambda r: getattr(r.cost, sort), reverse=True)
+    into: dict[str, list[CostRow]] = {}
+    for row in table.projections:
+        into.setdefault(row.name.split("->")[1], []).append(row)
+    return [r for node in table.nodes for r in (node, *into.get(node.name, ()))]
+
+
+def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
+    from rich.table import Table
+
+    from .shapes import format_count, format_shape
+
+    from rich.console import Console
+
+    # Ten columns: wider than the 120 of the other commands' tables, so that no number is cut.
+    console = Console(highlight=False, soft_wrap=False, width=max(140, Console().width))
+    total = table.total
+    cost = Table(title=f"{table.name or 'spec'}: cost per sample", title_justify="left")
+    for col, justify in (
+        ("row", "left"), ("block / projection", "left"), ("output", "left"), ("params", "right"), ("%", "right"),
+        ("MACs", "right"), ("%", "right"), ("activations", "right"), ("float32", "right"), ("%", "right"),
+    ):
+        cost.add_column(col, justify=justify, no_wrap=True)
+    for r in rows:
+        name = r.name if r.kind == "node" else f"  {r.name}"
+        cost.add_row(
+            name, r.label, format_shape(r.out_shape),
+            f"{r.cost.params:,}", _percent(table.share(r, "params")),
+            format_count(r.cost.macs), _percent(table.share(r, "macs")),
+            format_count(r.cost.activations), _bytes(r.cost.activation_bytes), _percent(table.share(r, "activations")),
+            style="dim" if r.kind == "projection" else None,
+        )
+    cost.add_section()
+    cost.add_row(
+        "total", "", "", f"{total.params:,}", "", format_count(total.macs), "",
+        format_count(total.activations), _bytes(total.activation_bytes), "", style="bold",
+    )
+    console.print(cost)
+
+    other = Table(title="not MACs (elements per sample)", title_justify="left")
+    for col, justify in (("row", "left"), ("pooling", "right"), ("batch norm", "right"), ("adds", "right")):
+        other.add_column(col, justify=justify)
+    for r in rows:
+        c = r.cost
+        if c.pool or c.bn or c.add:
+            name = r.name if r.kind == "node" else f"  {r.name}"
+            other.add_row(name, format_count(c.pool), format_count(c.bn), format_count(c.add), style="dim" if r.kind == "projection" else None)
+    other.add_section()
+    other.add_row("total", format_count(total.pool), format_count(total.bn), format_count(total.add), style="bold")
+    console.print(other)
+
+    edges = sum((r.cost for r in table.projections), type(total)())
+    n = len(table.projections)
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    totals.add_row(
+        "total params", f"{total.params:,} = {total.params - edges.params:,} in nodes + {edges.params:,} in {n} projection{'s' if n != 1 else ''}"
+    )
+    totals.add_row(
+        "MACs per sample", f"{total.macs:,} ({format_count(total.macs)}) = {total.macs - edges.macs:,} in nodes + {edges.macs:,} in projections"
+    )
+    totals.add_row(
+        "projections",
+        f"{_percent(edges.macs / total.macs if total.macs else 0)} of MACs, "
+        f"{_percent(edges.pool / total.pool if total.pool else 0)} of pooling reads, "
+        f"{_percent(edges.add / total.add if total.add else 0)} of adds",
+    )
+    totals.add_row("counts", "MACs: conv and linear only; pooling, BN and adds are the element counts above")
+    console.print(totals)
+
+
+@click.command("analyze")
+@click.argument("run", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.option("--data", help="Data set to use instead of the recipe's (same number of classes), e.g. fashion-mnist.")
+@click.option("--data-dir", help="Where the data set lives (default: the recipe's, then the data set's default places).")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images of the split.")
+@click.option("--edges", metavar="A:B,...", help="Edges to cut, comma-separated (patterns: 'stem:*'); default: every edge.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: the recipe's.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: RUN_DIR/analysis).")
+@handle_errors
+def analyze_command(run: Path, data: str | None, data_dir: str | None, split: str, limit: int | None, edges: str | None,
+                    batch_size: int | None, device: str, out: Path | None) -> None:
+    """What each long-range edge of a trained run does, on one split of its data.
+
+    RUN_DIR_OR_CHECKPOINT is a folder written by 'hrgraph train' (its
+    checkpoints/best.pt, else last.pt) or a checkpoint file.  Writes into the
+    output folder: contributions (mean absolute activation of each receiving
+    block's own path and of each projection into it, the paper's Fig. 2) as
+    CSV, JSON, PNG and SVG; edge cut (accuracy with each edge switched off at
+    run time, and all at once: the trained model's reliance on it, not
+    training without it) as CSV and PNG; the gradient norm per node when the
+    run was trained with --log-grad-norms; and analysis.md with all of them.
+    """
+    from .analysis import analyze
+
+    selectors = [e.strip() for e in edges.split(",") if e.strip()] if edges else None
+    result = analyze(run, data=data, data_dir=data_dir, split=split, limit=limit, edges=selectors, out=out,
+                     batch_size=batch_size, device=device)
+    _print_analysis(result)
+
+
+def _print_analysis(result: dict) -> None:
+    click.echo(f"{result['spec_name'] or 'model'} on {result['data']} {result['split']} ({result['images']:,} images)")
+    projections = [r for r in result["contributions"] if r["kind"] == "projection"]
+    if projections:
+        click.echo("contributions (mean |activation|, projection / block):")
+        for r in projections:
+            click.echo(f"  {r['path']:<28} {r['mean_abs']:10.4g}  ratio {r['ratio']:.3f}")
+    if result["edge_cut"]:
+        click.echo("edge cut (accuracy of the trained model with edges switched off):")
+        for r in result["edge_cut"]:
+            label = {"none": "intact", "all": "all edges cut"}.get(r["cut"], f"cut {r['cut']}")
+            click.echo(f"  {label:<28} {100 * r['accuracy']:6.2f}%  ({100 * r['change']:+.2f})")
+    click.echo(f"wrote {len(result['files'])} files to {result['out']}/ (see analysis.md)")

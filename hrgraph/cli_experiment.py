@@ -1,0 +1,122 @@
+"""`hrgraph experiment` and `hrgraph report`: run a grid of trainings, and compare what they gave.
+
+Registered on the main group at the end of :mod:`hrgraph.cli`; torch is imported
+only when a run starts, so ``--help`` and ``--dry-run`` stay fast.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import handle_errors
+from .errors import TrainingInterrupted
+from .files import write_atomic
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int]:
+    from .train.experiment import parse_shard
+
+    if value is None:
+        return (1, 1)
+    try:
+        return parse_shard(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@click.command(name="experiment")
+@click.argument("grid_file", metavar="GRID.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the run folders go (default: runs/<grid name>).")
+@click.option("--shard", metavar="I/N", callback=_shard, help="Only every N-th run, starting at the I-th (1-based): one job of a job array.")
+@click.option("--dry-run", is_flag=True, help="Validate every spec, model derivation and recipe; list the runs and their status; train nothing.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--amp", is_flag=True, help="Mixed precision (CUDA).")
+@click.option("--limit-train", type=click.IntRange(min=1), help="At most this many training images per epoch (smoke runs).")
+@click.option("--limit-val", type=click.IntRange(min=1), help="At most this many val/test images (smoke runs).")
+@handle_errors
+def experiment_command(
+    grid_file: Path, runs_dir: Path | None, shard: tuple[int, int], dry_run: bool, device: str, amp: bool,
+    limit_train: int | None, limit_val: int | None,
+) -> None:
+    """Train every model x data set x seed of GRID.yaml, each in RUNS_DIR/<model>__<data>__s<seed>/.
+
+    Rerun the same command to go on: finished runs are skipped, interrupted
+    ones resumed from their last checkpoint.  Models may be derived at run
+    time (width scaling, ablation, parameter matching to another model of the
+    grid); see docs/experiments.md.
+    """
+    from .train.experiment import dry_run as plan, load_grid, run_grid
+
+    grid = load_grid(grid_file)
+    runs_dir = runs_dir or Path("runs") / grid.name
+    if dry_run:
+        rows = plan(grid, runs_dir, shard=shard)
+        width = max(len(r.run.name) for r in rows) if rows else 0
+        click.echo(f"{grid.name}: {len(rows)} runs" + (f" (shard {shard[0]}/{shard[1]})" if shard != (1, 1) else "")
+                   + f" in {runs_dir}")
+        for r in rows:
+            click.echo(f"  {r.run.name:<{width}}  {r.params:>12,} params  {r.epochs:>4} epochs  {r.status}")
+        counts = {s: sum(r.status == s for r in rows) for s in ("done", "partial", "todo")}
+        click.echo(f"{counts['done']} done, {counts['partial']} partial, {counts['todo']} to do; "
+                   "every spec, derivation and recipe is valid")
+        return
+
+    def on_run(run, status: str, position: int, total: int) -> None:
+        what = {"done": "done, skipped", "partial": "resuming", "todo": "starting"}[status]
+        click.echo(f"[{position}/{total}] {run.name}: {what}", err=True)
+
+    try:
+        results = run_grid(grid, runs_dir, shard=shard, device=device, on_run=on_run, command=sys.argv,
+                           amp=amp, limit_train=limit_train, limit_val=limit_val)
+    except TrainingInterrupted as err:
+        click.echo(f"error: {err}", err=True)
+        click.echo(f"rerun the same command to resume: {shlex.join(['hrgraph', *sys.argv[1:]])}", err=True)
+        raise SystemExit(130) from None
+    trained = sum(r.action != "skipped" for r in results)
+    click.echo(f"{grid.name}: {trained} runs trained, {len(results) - trained} already done; "
+               f"`hrgraph report {runs_dir}` compares them")
+
+
+@click.command(name="report")
+@click.argument("runs_dir", metavar="RUNS_DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the Markdown here (default: stdout).")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
+@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw mean validation accuracy curves with a ±std band (.png, .svg, .pdf).")
+@click.option("--target-acc", type=click.FloatRange(min=0, max=1, min_open=True), default=0.85, show_default=True,
+              help="Report the first epoch whose validation accuracy reaches this (0-1).")
+@handle_errors
+def report_command(runs_dir: Path, out: Path | None, csv_out: Path | None, figure: Path | None, target_acc: float) -> None:
+    """Compare the runs in RUNS_DIR in the layout of the HiResNet paper's Table 1.
+
+    Top-1 (and top-5) test accuracy per model and data set as mean ± std over
+    seeds, Welch's t-test p-value against each model's baseline, epochs to
+    reach --target-acc; groups with unfinished or missing runs are marked.
+    """
+    from .train.report import build_report, plot_curves, render_csv, render_markdown
+
+    report = build_report(runs_dir, target_acc=target_acc)
+    if figure is not None:
+        plot_curves(report, figure)
+    link = None
+    if figure is not None:
+        try:
+            link = str(figure.resolve().relative_to(out.resolve().parent)) if out else str(figure)
+        except ValueError:
+            link = str(figure.resolve())
+    text = render_markdown(report, figure=link)
+    if csv_out is not None:
+        write_atomic(csv_out, render_csv(report))
+    if out is None:
+        click.echo(text)
+    else:
+        write_atomic(out, text)
+        click.echo(f"wrote {out}" + (f", {csv_out}" if csv_out else "") + (f", {figure}" if figure else ""), err=True)
+
+
+__all__ = ["experiment_command", "report_command"]

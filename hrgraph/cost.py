@@ -1,0 +1,211 @@
+"""What every node and every long-range edge costs: parameters, MACs, activations, other work.
+
+Read from the shape plan alone (no torch), so the numbers for a spec come in
+milliseconds and sum exactly to :attr:`ShapePlan.params` and
+:attr:`ShapePlan.macs`, the totals ``hrgraph compile`` prints.  What each
+number counts, per sample of one forward pass:
+
+* ``params``: learnable parameters (convolution and linear weights and biases,
+  batch-norm weight and bias; running statistics are buffers, not counted).
+* ``macs``: multiply-accumulates of convolutions and linear layers, and
+  nothing else (torch's ``FlopCounterMode`` reports twice this number).
+* ``activations``: elements of the tensor the row hands on: a node's output
+  after its merges, a projection's output (pooled, convolved, normalised);
+  an identity edge makes no tensor and counts 0.  Tensors inside a block or a
+  projection (which training also keeps for backward) are not counted.
+  ``activation_bytes`` is four bytes (float32) per element.
+* ``pool``, ``bn``, ``add``: the work that is not a multiply-accumulate, in
+  elements (:class:`~hrgraph.kinds.OpCounts`): pooling windows read, batch-norm
+  outputs, residual-sum additions (a block's shortcuts; an edge with
+  ``merge: sum`` adds its projection into the target).  ReLUs and the copies of
+  ``merge: concat`` are not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from math import prod
+from typing import Any
+
+from .kinds import OpCounts
+from .shapes import Projection, ShapePlan
+
+__all__ = ["Cost", "CostRow", "CostTable", "count_cost", "BYTES_PER_ELEMENT"]
+
+#: Bytes of one float32 element.
+BYTES_PER_ELEMENT = 4
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Cost of one row (or a sum of rows) for one sample; see the module docstring."""
+
+    params: int = 0
+    macs: int = 0
+    activations: int = 0
+    pool: int = 0
+    bn: int = 0
+    add: int = 0
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.activations * BYTES_PER_ELEMENT
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One node (``kind="node"``) or one long-range edge's projection (``kind="projection"``)."""
+
+    kind: str
+    name: str
+    label: str
+    out_shape: tuple[int, int, int]
+    cost: Cost
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Rows of every node (in topological order) and every projection (in spec order)."""
+
+    name: str | None
+    fingerprint: str
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+    nodes: tuple[CostRow, ...]
+    projections: tuple[CostRow, ...]
+
+    @property
+    def rows(self) -> tuple[CostRow, ...]:
+        return self.nodes + self.projections
+
+    @property
+    def total(self) -> Cost:
+        return sum((r.cost for r in self.rows), Cost())
+
+    def share(self, row: CostRow, what: str) -> float:
+        """Fraction of the total ``what`` (``"params"``, ``"macs"``, ``"activations"``...) that ``row`` has."""
+        whole = getattr(self.total, what)
+        return getattr(row.cost, what) / whole if whole else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (what ``hrgraph summary --json`` prints)."""
+        total = self.total
+
+        def cost(c: Cost) -> dict[str, int]:
+            return {
+                "params": c.params,
+                "macs": c.macs,
+                "activations": c.activations,
+                "activation_bytes": c.activation_bytes,
+                "pool": c.pool,
+                "bn": c.bn,
+                "add": c.add,
+            }
+
+        def row(r: CostRow) -> dict[str, Any]:
+            shares = {f"{k}_share": self.share(r, k) for k in ("params", "macs", "activations")}
+            return {"name": r.name, "kind": r.kind, "label": r.label, "out_shape": list(r.out_shape), **cost(r.cost), **shares}
+
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "input": list(self.input_shape),
+            "output": list(self.output_shape),
+            "total": cost(total),
+            "nodes": [row(r) for r in self.nodes],
+            "projections": [row(r) for r in self.projections],
+        }
+
+
+def _adaptive_reads(size: int, out: int) -> int:
+    # torch's adaptive pooling windows: [floor(i*size/out), ceil((i+1)*size/out)).
+    return sum(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+
+
+def _projection_ops(p: Projection) -> OpCounts:
+    c, h, w = p.in_shape
+    out_c, th, tw = p.out_shape
+    if p.pool == "adaptive":
+        pool = c * _adaptive_reads(h, th) * _adaptive_reads(w, tw)
+    elif p.pool is not None:
+        kh, kw = p.pool_kernel
+        pool = c * th * tw * kh * kw
+    else:
+        pool = 0
+    bn = out_c * th * tw if p.conv is not None else 0
+    add = out_c * th * tw if p.merge == "sum" else 0
+    return OpCounts(pool=pool, bn=bn, add=add)
+
+
+def _projection_label(p: Projection) -> str:
+    # Short enough for a table cell, unlike Projection.describe() (which adds the parameters).
+    if p.identity:
+        return "identity"
+    parts = []
+    if p.pool == "adaptive":
+        parts.append(f"adaptive {p.out_shape[1]}x{p.out_shape[2]}")
+    elif p.pool is not None:
+        parts.append(f"{p.pool} {p.pool_kernel[0]}x{p.pool_kernel[1]}")
+    if p.conv is not None:
+        parts.append(f"1x1 {p.conv[0]}->{p.conv[1]} + BN")
+    return " + ".join(parts)
+
+
+def _cost(params: int, macs: int, activations: int, ops: OpCounts) -> Cost:
+    return Cost(params=params, macs=macs, activations=activations, pool=ops.pool, bn=ops.bn, add=ops.add)
+
+
+def count_cost(plan: ShapePlan) -> CostTable:
+    """Cost of every node and every projection of ``plan`` (see the module docstring for what is counted).
+
+    Parameters
+    ----------
+    plan : ShapePlan
+        From :func:`hrgraph.infer_shapes`.
+
+    Returns
+    -------
+    CostTable
+        Its rows sum exactly to ``plan.params`` and ``plan.macs``.
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec, infer_shapes
+    >>> plan = infer_shapes(load_spec("specs/hiresnet18.yaml"))
+    >>> table = count_cost(plan)
+    >>> (table.total.params, table.total.macs) == (plan.params, plan.macs)
+    True
+    >>> edge = table.projections[2]
+    >>> edge.name, edge.cost.params, edge.cost.macs, edge.cost.pool
+    ('stem->stage4', 33792, 524288, 65536)
+    >>> f"{table.share(edge, 'macs'):.2%}"
+    '0.09%'
+    """
+    spec = plan.spec
+    nodes = []
+    for node_id in plan.order:
+        n = plan.nodes[node_id]
+        block = spec.nodes[spec.node_index[node_id]]
+        ops = block.op_counts(n.in_shape)
+        nodes.append(CostRow("node", node_id, n.label, n.out_shape, _cost(n.params, n.macs, prod(n.out_shape), ops)))
+    projections = tuple(
+        CostRow(
+            "projection",
+            p.name,
+            _projection_label(p),
+            p.out_shape,
+            _cost(p.params, p.macs, 0 if p.identity else prod(p.out_shape), _projection_ops(p)),
+        )
+        for p in plan.projections.values()
+    )
+    return CostTable(
+        name=spec.name,
+        fingerprint=spec.fingerprint,
+        input_shape=plan.input_shape,
+        output_shape=plan.output_shape,
+        nodes=tuple(nodes),
+        projections=projections,
+    )
