@@ -13,6 +13,7 @@ from .errors import (
     CycleError,
     GraphError,
     HrgraphError,
+    OutputError,
     RenderError,
     ShapeError,
     SpecError,
@@ -59,6 +60,7 @@ __all__ = [
     "ShapeError",
     "CompileError",
     "RenderError",
+    "OutputError",
     "render",
 ]
 

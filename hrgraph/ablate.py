@@ -160,7 +160,8 @@ def variant_edges(spec: Spec, variant: str) -> list[Edge]:
             f"its edges: {_listing(spec)}",
             path=spec.path,
         )
-    return [e for e in spec.edges if e in edges]
+    keys = {e.key for e in edges}
+    return [e for e in spec.edges if e.key in keys]
 
 
 # -- deriving specs ----------------------------------------------------------------
@@ -343,7 +344,8 @@ def sweep(
     swept = select_edges(spec, over) if over is not None else list(spec.edges)
     if not swept:
         raise GraphError(f"{spec.name or 'the spec'} has no edges to sweep", path=spec.path)
-    fixed = [e for e in spec.edges if e not in swept]
+    swept_keys = {e.key for e in swept}  # sets of keys: comparing Edge models pairwise is quadratic
+    fixed = [e for e in spec.edges if e.key not in swept_keys]
     count = 2 ** len(swept) if kind == "powerset" else len(swept)
     if count > max_variants:
         raise ValueError(
@@ -352,7 +354,7 @@ def sweep(
     if kind == "single":
         kept_sets = [fixed + [e] for e in swept]
     elif kind == "leave-one-out":
-        kept_sets = [[x for x in spec.edges if x != e] for e in swept]
+        kept_sets = [[x for x in spec.edges if x.key != e.key] for e in swept]
     else:
         kept_sets = [
             fixed + list(subset) for size in range(len(swept) + 1) for subset in itertools.combinations(swept, size)

@@ -8,8 +8,12 @@ reported in one line with exit code 3 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -17,11 +21,13 @@ from typing import Any
 import click
 
 from .errors import HrgraphError
-from .files import write_atomic
+from .files import atomic_dir, safe_filename, write_atomic
 
 EXIT_SPEC = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def _fail(err: HrgraphError) -> None:
@@ -33,29 +39,86 @@ def _fail(err: HrgraphError) -> None:
         click.echo(f"error: ... and {omitted:,} more errors", err=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (no temporary file is left)."""
+
+
+@contextmanager
+def _signals_raise() -> Iterator[list[int]]:
+    """While a command runs, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`; yields the signals received.
+
+    Python's default for SIGTERM is to die on the spot, leaving a half-written
+    temporary file (hundreds of MB for a checkpoint).  The signals are also
+    remembered because a C++ layer in between (``torch.save``) may turn the
+    exception into a ``RuntimeError`` on its way up.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield received
+        return
+
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into a message and an exit code, never a traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
-        try:
-            return func(*args, **kwargs)
-        except HrgraphError as err:
-            _fail(err)
-            ctx.exit(EXIT_SPEC)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
-        except Exception as err:  # the CLI edge: report, do not dump a traceback
-            if (ctx.find_root().obj or {}).get("debug"):
+        with _signals_raise() as received:
+            try:
+                return func(*args, **kwargs)
+            except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
                 raise
-            click.echo(f"internal error: {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
-            ctx.exit(EXIT_INTERNAL)
+            except BaseException as err:
+                if received or isinstance(err, KeyboardInterrupt):
+                    terminated = signal.SIGTERM in received or isinstance(err, Terminated)
+                    click.echo("terminated" if terminated else "interrupted", err=True)
+                    ctx.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+                if isinstance(err, HrgraphError):
+                    _fail(err)
+                    ctx.exit(EXIT_SPEC)
+                if not isinstance(err, Exception):  # SystemExit, GeneratorExit
+                    raise
+                if (ctx.find_root().obj or {}).get("debug"):
+                    raise
+                # The CLI edge: report, do not dump a traceback.
+                click.echo(f"internal error: {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
+                ctx.exit(EXIT_INTERNAL)
 
     return wrapper
+
+
+def _refuse_input(out: Path | None, *inputs: Path | None) -> None:
+    """Refuse ``-o`` naming one of the command's input files: writing it would destroy the input."""
+    if out is None:
+        return
+    for source in inputs:
+        if source is None:
+            continue
+        try:
+            same = os.path.samefile(out, source)
+        except OSError:  # either does not exist (yet): not the same file
+            same = False
+        if same:
+            raise click.BadParameter(
+                f"'{out}' is the input file '{source}'; write the result to another file", param_hint="'-o' / '--out'"
+            )
+
+
+def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files of ``paths``, folders expanded to their ``*.yaml``."""
+    return [f for p in paths for f in (sorted(p.glob("*.yaml")) if p.is_dir() else [p])]
 
 
 def parse_shape(text: str | None) -> tuple[int, int, int] | None:
@@ -157,6 +220,7 @@ def compile_(
     The table lists every node (block, output shape, parameters), then every
     inserted projection, then the totals.
     """
+    _refuse_input(out, spec)
     input_shape = parse_shape(input_text)
     from .shapes import MAX_ACTIVATION, MAX_PARAMS, infer_shapes
     from .spec import load_spec
@@ -195,6 +259,34 @@ def compile_(
     _print_summary(summary)
 
 
+#: Above this many rows a table is printed as plain aligned text: rich measures
+#: every cell through its renderer, which took 13 s for a 20,000-edge spec.
+RICH_ROWS = 300
+
+
+def _table(console: Any, title: str, columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> None:
+    """Print a table: with rich up to RICH_ROWS rows, else as plain columns (linear in the number of cells)."""
+    if len(rows) <= RICH_ROWS:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for col, justify in columns:
+            table.add_column(col, justify=justify)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max([len(col)] + [len(row[i]) for row in rows]) for i, (col, _) in enumerate(columns)]
+
+    def line(cells: tuple[str, ...] | list[str]) -> str:
+        return "  ".join(
+            cell.rjust(w) if justify == "right" else cell.ljust(w) for cell, w, (_, justify) in zip(cells, widths, columns)
+        ).rstrip()
+
+    text = [title, line([col for col, _ in columns]), line(["-" * w for w in widths])] + [line(row) for row in rows]
+    click.echo("\n".join(text))
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -202,21 +294,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
     console = _console()
     title = summary["name"] or "spec"
-    nodes = Table(title=f"{title}: nodes", title_justify="left")
-    for col, justify in (("node", "left"), ("block", "left"), ("input", "left"), ("output", "left"), ("params", "right")):
-        nodes.add_column(col, justify=justify)
-    for n in summary["nodes"]:
-        nodes.add_row(n["id"], n["block"], n["input"] or "(input)", format_shape(n["out_shape"]), f"{n['params']:,}")
-    console.print(nodes)
+    _table(
+        console,
+        f"{title}: nodes",
+        [("node", "left"), ("block", "left"), ("input", "left"), ("output", "left"), ("params", "right")],
+        [(n["id"], n["block"], n["input"] or "(input)", format_shape(n["out_shape"]), f"{n['params']:,}") for n in summary["nodes"]],
+    )
     if summary["projections"]:
-        proj = Table(title="projections (long-range edges)", title_justify="left")
-        for col, justify in (("edge", "left"), ("merge", "left"), ("pooling", "left"), ("conv", "left"), ("shape", "left"), ("params", "right")):
-            proj.add_column(col, justify=justify)
+        rows = []
         for p in summary["projections"]:
             pool = "-" if p["pool"] is None else (f"{p['pool']} {'x'.join(map(str, p['pool_kernel']))}" if p["pool_kernel"] else p["pool"])
             conv = "-" if p["conv"] is None else f"1x1 {p['conv'][0]}->{p['conv'][1]} + BN"
-            proj.add_row(p["edge"], p["merge"], pool, conv, f"{format_shape(p['in_shape'])} -> {format_shape(p['out_shape'])}", f"{p['params']:,}")
-        console.print(proj)
+            rows.append((p["edge"], p["merge"], pool, conv, f"{format_shape(p['in_shape'])} -> {format_shape(p['out_shape'])}", f"{p['params']:,}"))
+        _table(
+            console,
+            "projections (long-range edges)",
+            [("edge", "left"), ("merge", "left"), ("pooling", "left"), ("conv", "left"), ("shape", "left"), ("params", "right")],
+            rows,
+        )
     else:
         console.print("projections: none")
     edge_params = sum(p["params"] for p in summary["projections"])
@@ -257,11 +352,30 @@ def schema(out: Path | None) -> None:
 # -- spec derivation: match, ablate, zoo (hrgraph.match, hrgraph.ablate, hrgraph.zoo) --------------------
 
 
-def _generated_header(command: list[str]) -> str:
+def _shell_word(arg: str) -> str:
+    """``arg`` quoted for a POSIX shell, on one line: control characters as bash's ``$'\\n'`` escapes."""
     import shlex
 
+    if arg.isprintable():
+        return shlex.quote(arg)
+    escaped = "".join(
+        ("\\" + ch if ch in "\\'" else ch) if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in arg
+    )
+    return f"$'{escaped}'"
+
+
+def _generated_header(command: list[str]) -> str:
+    r"""The comment on top of a generated spec; every argument stays on its line, whatever it contains.
+
+    Examples
+    --------
+    >>> print(_generated_header(["hrgraph", "match", "a.yaml", "--name", "x\nname: it's"]), end="")
+    # Generated by `hrgraph match a.yaml --name $'x\nname: it\'s'`; do not edit.
+    # Change the source spec and rerun the command.
+    """
     return (
-        f"# Generated by `{shlex.join(command)}`; do not edit.\n"
+        f"# Generated by `{' '.join(map(_shell_word, command))}`; do not edit.\n"
         "# Change the source spec and rerun the command.\n"
     )
 
@@ -320,8 +434,9 @@ def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str
     from .shapes import count_params
     from .spec import load_spec
 
-    source = load_spec(spec)
     count = _parse_count(target)
+    _refuse_input(out, spec, Path(target) if count is None else None)
+    source = load_spec(spec)
     goal = count if count is not None else load_spec(Path(target))
     result = match_params(source, goal, tolerance=tolerance, name=name)
     params = count_params(result)
@@ -375,6 +490,11 @@ def ablate(
         raise click.UsageError(f"give exactly one of --drop, --keep, --variant or --sweep (got {', '.join(given) or 'none'})")
     if (over or max_variants != 256) and not sweep:
         raise click.UsageError("--over and --max-variants apply to --sweep only")
+    for flag, values in (("--drop", drop), ("--keep", keep), ("--over", over)):
+        if values and not _selectors(values):
+            raise click.BadParameter("give at least one edge 'from:to' (or a pattern such as 'stem:*')", param_hint=f"'{flag}'")
+    if not sweep:
+        _refuse_input(out, spec)
     base = load_spec(spec)
     command = ["hrgraph", "ablate", str(spec)]
     command += [x for sel in _selectors(drop) for x in ("--drop", sel)]
@@ -389,31 +509,39 @@ def ablate(
             raise click.UsageError("--sweep needs -o FOLDER")
         if name:
             raise click.UsageError("--name does not apply to --sweep (each variant is named after what it removes)")
-        specs = sweep_spec(base, sweep, over=_selectors(over) or None, max_variants=max_variants)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            specs = sweep_spec(base, sweep, over=_selectors(over) or None, max_variants=max_variants)
+        except ValueError as err:  # more variants than --max-variants
+            raise click.BadParameter(str(err), param_hint="'--max-variants'") from None
         header = _generated_header(command + ["-o", str(out)])
         entries = []
-        for derived in specs:
-            kept = {e.key for e in derived.edges}
-            write_atomic(out / f"{derived.name}.yaml", header + derived.to_yaml())
-            entries.append(
-                {
-                    "file": f"{derived.name}.yaml",
-                    "name": derived.name,
-                    "removed": [e.name for e in base.edges if e.key not in kept],
-                    "kept": [e.name for e in derived.edges],
-                    "params": count_params(derived),
-                }
-            )
-        index = {"generated_by": " ".join(command + ["-o", str(out)]), "source": str(spec), "sweep": sweep, "variants": entries}
-        index_path = out / f"{base.name or spec.stem}-{sweep}.index.json"
-        write_atomic(index_path, json.dumps(index, indent=2) + "\n")
-        click.echo(f"wrote {len(specs)} specs and {index_path}")
+        index_name = safe_filename(f"{base.name or spec.stem}-{sweep}", ".index.json")
+        # Spec names become file names: sanitised (no '../', no overlong name), and
+        # the whole family is written at once or not at all.
+        with atomic_dir(out) as folder:
+            for derived in specs:
+                kept = {e.key for e in derived.edges}
+                file = safe_filename(derived.name, ".yaml")
+                _refuse_input(out / file, spec)
+                write_atomic(folder / file, header + derived.to_yaml())
+                entries.append(
+                    {
+                        "file": file,
+                        "name": derived.name,
+                        "removed": [e.name for e in base.edges if e.key not in kept],
+                        "kept": [e.name for e in derived.edges],
+                        "params": count_params(derived),
+                    }
+                )
+            index = {"generated_by": " ".join(command + ["-o", str(out)]), "source": str(spec), "sweep": sweep, "variants": entries}
+            write_atomic(folder / index_name, json.dumps(index, indent=2) + "\n")
+        click.echo(f"wrote {len(specs)} specs and {out / index_name}")
         return
     derived = ablate_spec(
         base, drop=_selectors(drop) or None, keep=_selectors(keep) or None, variant=variant, name=name
     )
-    removed = [e.name for e in base.edges if e not in derived.edges]
+    kept = {e.key for e in derived.edges}  # a set: comparing Edge models pairwise is quadratic
+    removed = [e.name for e in base.edges if e.key not in kept]
     summary = f"{derived.name}: removed {', '.join(removed) or 'no edge'}; {len(derived.edges)} edges left, {count_params(derived):,} params"
     _emit_generated(derived, command, out, summary)
 
@@ -432,6 +560,7 @@ def zoo(paths: tuple[Path, ...], out: Path | None) -> None:
     from .zoo import load_zoo, zoo_markdown
 
     paths = paths or (Path("specs"),)
+    _refuse_input(out, *_spec_files(paths))
     command = ["hrgraph", "zoo", *map(str, paths)] + (["--out", str(out)] if out else [])
     text = zoo_markdown(load_zoo(paths), command=" ".join(command) if out else None)
     if out is None:
@@ -474,6 +603,7 @@ def render_(
     from .render import render
     from .spec import load_spec
 
+    _refuse_input(out, spec, base)
     loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
     based = load_spec(base, allow_imports=allow_imports, allow_outside=allow_outside) if base is not None else None
     render(loaded, out, rankdir=rankdir.upper(), show_ablated=based, disabled=disabled)
@@ -499,6 +629,7 @@ def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool,
     from .render import diff_diagram, write_diagram
     from .spec import load_spec
 
+    _refuse_input(out, a, b)
     options = {"allow_imports": allow_imports, "allow_outside": allow_outside}
     diff = diff_specs(load_spec(a, **options), load_spec(b, **options))
     if out is not None:  # draw first: a failure must not follow a summary that looks complete
@@ -525,6 +656,7 @@ def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) 
     """
     from .gallery import write_gallery
 
+    _refuse_input(index, *_spec_files((spec_dir,)))
     entries = write_gallery(spec_dir, out, index, allow_imports=allow_imports)
     failed = [e for e in entries if e.error is not None]
     for entry in failed:

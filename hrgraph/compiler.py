@@ -30,6 +30,7 @@ import gc
 import hashlib
 import keyword
 import linecache
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -450,25 +451,63 @@ def save_checkpoint(model: HrNet, path: str | Path, **extra: Any) -> None:
         torch.save(payload, fh)
 
 
+def _load_failure(err: Exception) -> str:
+    """One line on why ``torch.load`` refused a file (its own message runs to a dozen lines)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        detail = [
+            line.replace("WeightsUnpickler error:", "").strip()
+            for line in lines[1:]
+            if not line.startswith(("Check the documentation", "Please file an issue"))
+        ]
+        detail = [d for d in detail if d]
+        return "it holds objects other than tensors and plain values, so it was not loaded" + (
+            f": {detail[0]}" if detail else ""
+        )
+    return f"torch.load could not read it: {type(err).__name__}" + (f": {lines[0][:200]}" if lines else "")
+
+
 def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[HrNet, dict[str, Any]]:
     """Rebuild a model from :func:`save_checkpoint`'s file; returns ``(model, payload)``.
+
+    Only tensors and plain Python values are unpickled (``torch.load`` with
+    ``weights_only=True``), which is all a checkpoint holds: a crafted file
+    cannot run code on load.
 
     Raises
     ------
     HrgraphError
-        The file is not an hrgraph checkpoint or its spec does not match its fingerprint.
+        The file is missing, is not an hrgraph checkpoint (including a pickle
+        that would build any other object), its spec does not match its
+        fingerprint, or its weights do not fit its spec.
     """
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    where = str(path)
+    try:
+        with warnings.catch_warnings():  # a plain pickle makes torch warn about its protocol; the error says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise HrgraphError("no such checkpoint file", path=where) from None
+    except IsADirectoryError:
+        raise HrgraphError("is a folder, not a checkpoint file", path=where) from None
+    except Exception as err:  # UnpicklingError (a refused object), RuntimeError (not a zip archive), EOFError...
+        raise HrgraphError(f"not an hrgraph checkpoint ({_load_failure(err)})", path=where) from None
     if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
-        raise HrgraphError("not an hrgraph checkpoint", path=str(path))
+        raise HrgraphError(f"not an hrgraph checkpoint (no format '{_CHECKPOINT_FORMAT}')", path=where)
+    missing = [k for k in ("spec", "fingerprint", "input_shape", "state_dict") if k not in payload]
+    if missing:
+        raise HrgraphError(f"not an hrgraph checkpoint (it lacks {', '.join(missing)})", path=where)
     spec = load_spec(payload["spec"])
     if spec.fingerprint != payload["fingerprint"]:
         raise HrgraphError(
             f"spec fingerprint {spec.fingerprint} does not match the checkpoint's {payload['fingerprint']}",
-            path=str(path),
+            path=where,
         )
     model = compile_model(spec, input_shape=tuple(payload["input_shape"]))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise HrgraphError(f"the checkpoint's weights do not fit its spec: {str(err).splitlines()[0]}", path=where) from None
     if payload.get("disabled_edges"):
         model.set_edges(disabled=payload["disabled_edges"])
     return model, payload

@@ -23,6 +23,7 @@ __all__ = [
     "ShapeError",
     "CompileError",
     "RenderError",
+    "OutputError",
     "DataError",
     "RecipeError",
     "GridError",
@@ -154,6 +155,10 @@ class CompileError(HrgraphError):
 
 class RenderError(HrgraphError):
     """A diagram could not be rendered (for example Graphviz's ``dot`` is missing)."""
+
+
+class OutputError(HrgraphError):
+    """An output file or folder could not be written (missing folder, no space left, ...)."""
 
 
 class RecipeError(HrgraphError):

@@ -8,12 +8,13 @@ timings, so regenerating an unchanged gallery changes no file.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HrgraphError, RenderError
 from .files import write_atomic
-from .render import plan_diagram, write_diagram
+from .render import INSTALL_HINT, plan_diagram, write_diagram
 from .shapes import format_count, infer_shapes
 from .spec import load_spec
 
@@ -48,6 +49,16 @@ def _entry(path: Path, out_dir: Path, allow_imports: bool) -> GalleryEntry:
     return GalleryEntry(path, image, plan.spec.name or path.stem, plan.spec.description, summary)
 
 
+def _md(text: str) -> str:
+    """Free text (a spec's name or description) as inline Markdown: one line, no HTML tag, no table cell break."""
+    text = "".join("\\" + ch if ch in "\\[]|`" else ch for ch in str(text))
+    return " ".join(text.replace("<", "&lt;").split())
+
+
+def _anchor(entry: GalleryEntry) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in entry.spec.stem)
+
+
 def _markdown(entries: list[GalleryEntry], index: Path, spec_dir: Path) -> str:
     def rel(p: Path) -> str:
         return Path(os.path.relpath(p, index.parent)).as_posix()
@@ -63,15 +74,15 @@ def _markdown(entries: list[GalleryEntry], index: Path, spec_dir: Path) -> str:
         "| spec | nodes | long-range edges | params | in projections | input |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
-    lines += [f"| [{e.name}](#{e.spec.stem}) | {e.summary or 'could not be drawn | | | |'} |" for e in entries]
+    lines += [f"| [{_md(e.name)}](#{_anchor(e)}) | {e.summary or 'could not be drawn | | | |'} |" for e in entries]
     for e in entries:
-        lines += ["", f'<a id="{e.spec.stem}"></a>', f"## {e.name}", "", f"`{e.spec.as_posix()}`"]
+        lines += ["", f'<a id="{_anchor(e)}"></a>', f"## {_md(e.name)}", "", f"`{e.spec.as_posix()}`"]
         if e.description:
-            lines += ["", e.description]
+            lines += ["", _md(e.description)]
         if e.error is not None:
-            lines += ["", f"Could not be drawn: `{e.error}`"]
+            lines += ["", f"Could not be drawn: {_md(str(e.error))}"]
             continue
-        lines += ["", f"![{e.name}]({rel(e.image)})"]
+        lines += ["", f"![{_md(e.name)}]({rel(e.image)})"]
     return "\n".join(lines) + "\n"
 
 
@@ -104,17 +115,16 @@ def write_gallery(
     Raises
     ------
     RenderError
-        Graphviz's ``dot`` is missing (every spec would fail the same way).
+        Graphviz's ``dot`` is missing (every spec would fail the same way);
+        checked before anything is written.
     """
     spec_dir, out_dir = Path(spec_dir), Path(out_dir)
     index = Path(index) if index is not None else out_dir.with_suffix(".md")
+    if shutil.which("dot") is None:
+        raise RenderError(f"Graphviz's 'dot' program is not on PATH, so no SVG can be drawn: {INSTALL_HINT}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for path in sorted(spec_dir.glob("*.yaml")):
-        entry = _entry(path, out_dir, allow_imports)
-        if isinstance(entry.error, RenderError):
-            raise entry.error
-        entries.append(entry)
+    # One spec that fails (even in Graphviz) is listed with its error; the others are still drawn.
+    entries = [_entry(path, out_dir, allow_imports) for path in sorted(spec_dir.glob("*.yaml"))]
     write_atomic(index, _markdown(entries, index, spec_dir).encode("utf-8"))
     return entries
 

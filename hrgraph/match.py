@@ -15,11 +15,14 @@ never touched.  No torch here.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 from .errors import HrgraphError, SpecError
 from .kinds import MAX_CHANNELS, Block
-from .shapes import count_params
+from .shapes import Shape, count_params, infer_shapes, plan_projection
 from .spec import Edge, Spec, load_spec
 
 __all__ = ["match_params", "scale_widths", "describe_widths", "TOLERANCE"]
@@ -66,6 +69,180 @@ def _apply(spec: Spec, widths: Mapping[Slot, int]) -> Spec:
         else:
             edges[i] = edges[i].model_copy(update={field: value})
     return spec.replace(nodes=nodes, edges=edges)
+
+
+@dataclass
+class _State:
+    """Every term of a parameter count: each node's block (shape, params), each edge's projection (channels, params)."""
+
+    out: dict[int, Shape] = field(default_factory=dict)  # node position -> output shape (concat edges included)
+    block: dict[int, tuple[Shape, int]] = field(default_factory=dict)
+    edge: dict[int, tuple[int, int]] = field(default_factory=dict)  # edge position -> (out channels, params)
+    concat: dict[int, int] = field(default_factory=dict)  # node position -> channels its concat edges add
+    total: int = 0
+
+
+class _Counter:
+    """The parameter count of ``spec`` with its width slots set to other values, without building a spec.
+
+    ``count_params(_apply(spec, widths))`` validates a whole spec and checks its
+    graph each time (seconds at 1,000 nodes, and match needs dozens of counts,
+    then two per slot per fine-tuning move).  The graph does not change with
+    widths, so it is checked once here; a count is one pass over the nodes in
+    topological order with blocks and projections memoised, and the count with
+    one slot moved (:meth:`moved`) recomputes only the nodes whose input or
+    output channels change.  Blocks and projections are still built and
+    planned by their own code (``model_validate``, ``param_count``,
+    :func:`~hrgraph.shapes.plan_projection`), so the numbers are
+    ``count_params``'s; the chosen widths are validated for real at the end.
+    """
+
+    def __init__(self, spec: Spec, slots: list[tuple[Slot, int, int]]) -> None:
+        plan = infer_shapes(spec)  # the graph and the shapes at the current widths, checked once
+        self.spec = spec
+        self.input_shape = plan.input_shape
+        index = spec.node_index
+        self.order = [index[node_id] for node_id in plan.order]
+        self.rank = {position: r for r, position in enumerate(self.order)}
+        self.source = [None if spec.main_input(i) is None else index[spec.main_input(i)] for i in range(len(spec.nodes))]
+        self.incoming: list[list[int]] = [[] for _ in spec.nodes]
+        self.consumers: list[set[int]] = [set() for _ in spec.nodes]  # nodes whose count reads this node's output
+        for i, src in enumerate(self.source):
+            if src is not None:
+                self.consumers[src].add(i)
+        self.edge_source = [index[edge.from_] for edge in spec.edges]
+        self.edge_merge = [edge.merge for edge in spec.edges]
+        self.edges_between: dict[tuple[int, int], list[int]] = {}
+        for e, edge in enumerate(spec.edges):
+            self.incoming[index[edge.to]].append(e)
+            self.edges_between.setdefault((index[edge.from_], index[edge.to]), []).append(e)
+            self.consumers[index[edge.from_]].add(index[edge.to])
+        self.node_slots: list[list[Slot]] = [[] for _ in spec.nodes]
+        self.edge_slot: dict[int, Slot] = {}
+        for slot, _, _ in slots:
+            where, i, _ = slot
+            if where == "node":
+                self.node_slots[i].append(slot)
+            else:
+                self.edge_slot[i] = slot
+        self._data = [node.model_dump(by_alias=True) for node in spec.nodes]
+        self._blocks: dict[tuple, tuple[Shape, int]] = {}
+        self._edges: dict[tuple, tuple[int, int]] = {}
+
+    def _block(self, position: int, in_shape: Shape, widths: Mapping[Slot, int]) -> tuple[Shape, int]:
+        values = tuple(widths[slot] for slot in self.node_slots[position])
+        key = (position, values, in_shape)
+        if key not in self._blocks:
+            node = self.spec.nodes[position]
+            if values:
+                data = dict(self._data[position])
+                data.update({slot[2]: value for slot, value in zip(self.node_slots[position], values)})
+                node = type(node).model_validate(data)
+            self._blocks[key] = (tuple(node.out_shape(in_shape)), node.param_count(in_shape))
+        return self._blocks[key]
+
+    def _edge(self, e: int, src: Shape, dst: Shape, widths: Mapping[Slot, int]) -> tuple[int, int]:
+        edge = self.spec.edges[e]
+        channels = widths[self.edge_slot[e]] if e in self.edge_slot else edge.channels
+        # Edges alike in what decides their projection share one entry.
+        key = (edge.merge, edge.projection, edge.pool, channels, src, dst)
+        if key not in self._edges:
+            if channels != edge.channels:
+                edge = edge.model_copy(update={"channels": channels})
+            projection = plan_projection(self.spec, edge, src, dst)
+            self._edges[key] = (projection.out_shape[0], projection.params)
+        return self._edges[key]
+
+    def _node(self, position: int, state: _State, new: _State, widths: Mapping[Slot, int], block: bool = True) -> None:
+        """Recompute ``position``'s block (unless ``block`` is false: already in ``new``) and every edge into it.
+
+        Other nodes' outputs are read from ``new``, then ``state``.
+        """
+        if block:
+            src = self.source[position]
+            in_shape = self.input_shape if src is None else new.out.get(src) or state.out[src]
+            block_shape, params = self._block(position, in_shape, widths)
+            new.total += params - (state.block[position][1] if position in state.block else 0)
+            new.block[position] = (block_shape, params)
+        else:
+            block_shape = new.block[position][0]
+        concat = 0
+        for e in self.incoming[position]:
+            concat += self._edge_term(e, block_shape, state, new, widths)
+        new.concat[position] = concat
+        new.out[position] = (block_shape[0] + concat, block_shape[1], block_shape[2])
+
+    def _edge_term(self, e: int, block_shape: Shape, state: _State, new: _State, widths: Mapping[Slot, int]) -> int:
+        """Recompute edge ``e`` into ``new``; returns the channels it concatenates (0 for a sum)."""
+        src = self.edge_source[e]
+        channels, params = self._edge(e, new.out.get(src) or state.out[src], block_shape, widths)
+        new.total += params - (state.edge[e][1] if e in state.edge else 0)
+        new.edge[e] = (channels, params)
+        return channels if self.edge_merge[e] == "concat" else 0
+
+    def count(self, widths: Mapping[Slot, int]) -> _State:
+        """Every term with ``widths`` (one pass over nodes and edges)."""
+        state = _State()
+        for position in self.order:
+            self._node(position, state, state, widths)
+        return state
+
+    def moved(self, state: _State, widths: Mapping[Slot, int], slot: Slot, value: int) -> int:
+        """The total of ``state`` (counted at ``widths``) with ``slot`` set to ``value`` instead.
+
+        Only the nodes downstream of the moved width whose input changed are
+        recounted, and of their edges only those whose ends changed.
+        """
+        trial = _Overlay(widths, slot, value)
+        where, i, _ = slot
+        start = i if where == "node" else self.spec.node_index[self.spec.edges[i].to]
+        new = _State(total=state.total)
+        changed: list[int] = []  # nodes whose output differs from state's, in topological order
+        queue, queued = [(self.rank[start], start)], {start}
+        while queue:
+            _, position = heapq.heappop(queue)
+            src = self.source[position]
+            block_shape = state.block[position][0]
+            if position == start and where == "node" or src in new.out and new.out[src] != state.out[src]:
+                # Its own width or its input changed: recount the block.
+                in_shape = self.input_shape if src is None else new.out.get(src) or state.out[src]
+                block_shape, params = self._block(position, in_shape, trial)
+                new.total += params - state.block[position][1]
+                new.block[position] = (block_shape, params)
+            if block_shape != state.block[position][0]:
+                self._node(position, state, new, trial, block=False)  # every edge into it changes
+            else:
+                concat = state.concat[position]
+                edges = [e for c in changed for e in self.edges_between.get((c, position), ())]
+                if where == "edge" and position == start:
+                    edges.append(i)
+                for e in edges:
+                    concat += self._edge_term(e, block_shape, state, new, trial) - (
+                        state.edge[e][0] if self.edge_merge[e] == "concat" else 0
+                    )
+                new.out[position] = (block_shape[0] + concat, block_shape[1], block_shape[2])
+            if new.out[position] != state.out[position]:
+                changed.append(position)
+                for consumer in self.consumers[position] - queued:
+                    queued.add(consumer)
+                    heapq.heappush(queue, (self.rank[consumer], consumer))
+        return new.total
+
+
+class _Overlay(Mapping):
+    """``widths`` with one slot changed, without copying the others."""
+
+    def __init__(self, widths: Mapping[Slot, int], slot: Slot, value: int) -> None:
+        self._widths, self._slot, self._value = widths, slot, value
+
+    def __getitem__(self, key: Slot) -> int:
+        return self._value if key == self._slot else self._widths[key]
+
+    def __iter__(self):
+        return iter(self._widths)
+
+    def __len__(self) -> int:
+        return len(self._widths)
 
 
 def _round(value: float, multiple: int) -> int:
@@ -134,11 +311,20 @@ def match_params(
     if not slots:
         raise SpecError("the spec has no hidden widths to scale (no node has width fields)", **where)
 
+    def invalid(err: HrgraphError) -> SpecError:
+        return SpecError(f"resizing to {what} gives an invalid spec: {err.message}", **where)
+
+    counter = _Counter(spec, slots)
+    memo: dict[tuple[int, ...], int] = {}
+
     def count(widths: dict[Slot, int]) -> int:
-        try:
-            return count_params(_apply(spec, widths))
-        except HrgraphError as err:
-            raise SpecError(f"resizing to {what} gives an invalid spec: {err.message}", **where) from err
+        key = tuple(widths.values())
+        if key not in memo:  # late bisection steps mostly round to widths already counted
+            try:
+                memo[key] = counter.count(widths).total
+            except HrgraphError as err:
+                raise invalid(err) from err
+        return memo[key]
 
     # Bisection on the common factor; the count grows with every width, so
     # with rounding it is a non-decreasing step function of the factor.
@@ -155,8 +341,15 @@ def match_params(
             hi = mid
     candidates = [_scaled(slots, lo), _scaled(slots, hi)]
     widths = min(candidates, key=lambda w: abs(count(w) - goal))
-    widths = _fine_tune(slots, widths, goal, tolerance, count)
-    reached = count(widths)
+    try:
+        widths = _fine_tune(slots, widths, goal, tolerance, counter)
+    except HrgraphError as err:
+        raise invalid(err) from err
+    try:
+        resized = _apply(spec, widths)
+        reached = count_params(resized)  # the chosen widths, validated and counted for real
+    except HrgraphError as err:
+        raise invalid(err) from err
     if abs(reached - goal) > tolerance * goal:
         raise SpecError(
             f"cannot match {what}: the closest widths give {reached:,} parameters "
@@ -165,7 +358,6 @@ def match_params(
         )
     base = spec.name or "spec"
     factor = sum(widths[s] for s, _, _ in slots) / sum(v for _, v, _ in slots)
-    resized = _apply(spec, widths)
     description = (
         f"{spec.description} Hidden widths scaled by about x{factor:.3f} to match {what}."
         if spec.description
@@ -179,25 +371,29 @@ def _fine_tune(
     widths: dict[Slot, int],
     goal: int,
     tolerance: float,
-    count: Callable[[dict[Slot, int]], int],
+    counter: _Counter,
 ) -> dict[Slot, int]:
-    """Move single widths by one multiple while that brings the count closer, until within tolerance."""
+    """Move single widths by one multiple while that brings the count closer, until within tolerance.
+
+    Each trial recounts only what the moved width touches (:meth:`_Counter.moved`).
+    """
     current = dict(widths)
-    best = abs(count(current) - goal)
+    state = counter.count(current)
+    best = abs(state.total - goal)
     while best > tolerance * goal:
         moves = []
         for slot, _, multiple in slots:
             for step in (multiple, -multiple):
                 value = current[slot] + step
                 if multiple <= value <= MAX_CHANNELS:
-                    trial = {**current, slot: value}
-                    moves.append((abs(count(trial) - goal), trial))
+                    moves.append((abs(counter.moved(state, current, slot, value) - goal), slot, value))
         if not moves:
             break
-        gap, trial = min(moves, key=lambda m: m[0])
+        gap, slot, value = min(moves, key=lambda m: m[0])
         if gap >= best:
             break
-        current, best = trial, gap
+        current[slot] = value
+        state, best = counter.count(current), gap
     return current
 
 

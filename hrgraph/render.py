@@ -92,11 +92,13 @@ def _edge_html(key: tuple[str, str], *lines: str, prefix: str = "") -> str:
 def _new_graph(name: str, title: str, rankdir: str) -> graphviz.Digraph:
     if rankdir not in ("TB", "LR"):
         raise RenderError(f"rankdir must be 'TB' or 'LR', not {rankdir!r}")
+    # graphviz.escape: a spec name is free text; a trailing backslash, '\\N' or
+    # '<...>' must stay text in the DOT source, not become an escape or an HTML label.
     return graphviz.Digraph(
-        name=name or "spec",
+        name=graphviz.escape(name or "spec"),
         graph_attr={
             "rankdir": rankdir,
-            "label": title,
+            "label": graphviz.escape(title),
             "labelloc": "t",
             "labeljust": "l",
             "fontname": "Helvetica",

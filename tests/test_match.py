@@ -148,3 +148,58 @@ def test_docs_table_of_adjusted_widths_is_current():
         hires = count_params(load_spec(f"specs/hi{family}.yaml"))
         assert widths.strip() == ", ".join(str(n.channels) for n in adjusted.nodes[:-1])
         assert relative.strip() == f"{count_params(adjusted) / hires - 1:+.2%}"
+
+
+# -- the incremental counter behind match (linear in the spec, not one validation per count) ----------
+
+CONCAT = """\
+name: concat
+input: {channels: 3, height: 16, width: 16}
+nodes:
+  - {id: stem, kind: conv, channels: 8}
+  - {id: a, kind: basic, channels: 16, depth: 1}
+  - {id: b, kind: resnext, channels: 32, depth: 1, cardinality: 4, stride: 2}
+  - {id: c, kind: basic, channels: 24, depth: 1}
+  - {id: head, kind: classifier, classes: 4}
+edges:
+  - {from: stem, to: b, merge: concat, projection: conv, channels: 8}
+  - {from: a, to: c, merge: concat}
+  - {from: stem, to: c}
+"""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_counter_agrees_with_count_params_for_every_single_move(seed):
+    import random
+
+    from hrgraph.generate import random_dag_spec
+    from hrgraph.match import _apply, _Counter, _slots
+
+    rng = random.Random(seed)
+    spec = load_spec(CONCAT) if seed == 0 else load_spec(
+        random_dag_spec(25, fan_in=3, seed=seed, kinds=("basic", "plain", "resnext"), merge_concat=0.3)
+    )
+    slots = _slots(spec)
+    counter = _Counter(spec, slots)
+    widths = {slot: value for slot, value, _ in slots}
+    state = counter.count(widths)
+    assert state.total == count_params(spec)
+    for slot, _, multiple in rng.sample(slots, min(12, len(slots))):
+        for step in (multiple, -multiple, 3 * multiple):
+            value = widths[slot] + step
+            try:
+                expected = count_params(_apply(spec, {**widths, slot: value}))
+            except hrgraph.HrgraphError:
+                continue  # a width the blocks refuse; match_params never keeps those
+            assert counter.moved(state, widths, slot, value) == expected, (slot, value)
+            assert counter.count({**widths, slot: value}).total == expected
+
+
+def test_match_on_a_large_random_spec_lands_within_tolerance():
+    from hrgraph.generate import random_dag_spec
+
+    spec = load_spec(random_dag_spec(120, fan_in=6, window=10, seed=3))
+    goal = int(count_params(spec) * 1.4)
+    adjusted = match_params(spec, goal)
+    assert abs(count_params(adjusted) - goal) <= TOLERANCE * goal
+    assert [e.key for e in adjusted.edges] == [e.key for e in spec.edges]

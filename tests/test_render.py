@@ -375,3 +375,62 @@ def test_a_compiled_models_disabled_edges_are_drawn_dashed():
     assert dot == to_dot("specs/hiresnet18.yaml", disabled=["stem:stage4", "stage1:stage3"])
     for key in [("stem", "stage4"), ("stage1", "stage3")]:
         assert all("dashed" in line for line in edge_lines(dot, *key))
+
+
+# -- free text in diagrams and the gallery page -------------------------------------------------------
+
+
+HOSTILE_NAMES = ["ends-in\\", "<b>html</b>", "<x>", 'quote"d', "tricky\\\"", "\\N\\G", "two\nlines"]
+
+
+@pytest.mark.needs_dot
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_any_spec_name_gives_valid_dot_drawn_as_written(name):
+    spec = load_spec("specs/hiresnet18.yaml").replace(name=name)
+    for source in (to_dot(spec), diff_dot(spec, spec.replace(name=name + "2"))):
+        result = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True)
+        assert result.returncode == 0, result.stderr.decode()
+    svg = ET.fromstring(subprocess.run(["dot", "-Tsvg"], input=to_dot(spec).encode(), capture_output=True).stdout)
+    texts = [t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    title = " ".join(t for t in texts if "nodes," in t or t in name.splitlines())
+    assert name.split("\n")[0] in title  # the name is shown as written, not as an escape or markup
+
+
+@pytest.mark.needs_dot
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+def test_gallery_goes_on_past_a_spec_graphviz_fails_on_and_writes_its_index(tmp_path, monkeypatch):
+    import hrgraph.gallery as gallery
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("a.yaml", "b.yaml", "c.yaml"):
+        shutil.copy(ROOT / "specs" / "resnet18.yaml", specs / name)
+
+    def flaky(source, path, **kwargs):
+        if Path(path).stem == "b":
+            raise RenderError("Graphviz failed: syntax error in line 1", path=str(path))
+        return write_diagram(source, path, **kwargs)
+
+    monkeypatch.setattr(gallery, "write_diagram", flaky)
+    result = CliRunner().invoke(main, ["gallery", str(specs), "-o", str(tmp_path / "g")])
+    assert result.exit_code == 1
+    assert "Graphviz failed" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["a.svg", "c.svg"]
+    page = (tmp_path / "g.md").read_text()
+    assert "![resnet18](g/a.svg)" in page and "![resnet18](g/c.svg)" in page
+    assert "Could not be drawn: " in page
+
+
+def test_gallery_page_keeps_free_text_inert(tmp_path):
+    from hrgraph.gallery import GalleryEntry, _markdown
+
+    entry = GalleryEntry(
+        spec=Path("specs/evil.yaml"), image=tmp_path / "evil.svg", name="<script>x</script> | a\\",
+        description="line one\n\n# not a heading | <img src=x>", summary="1 | 0 | 1 | 0 | 3x8x8",
+    )
+    page = _markdown([entry], tmp_path / "page.md", Path("specs"))
+    assert "<script>" not in page and "<img" not in page
+    assert "\n# not a heading" not in page
+    row = next(line for line in page.splitlines() if line.startswith("| ["))
+    assert row.count(" | ") == 5 and "\\|" in row  # six cells: the name's '|' is escaped, not a seventh

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..errors import TrainingError
+from ..errors import OutputError, TrainingError
 from ..files import atomic_open
 
 __all__ = ["FORMAT", "write_checkpoint", "read_checkpoint", "rng_state", "set_rng_state"]
@@ -76,8 +76,11 @@ def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     try:
         with atomic_open(path) as fh:
             torch.save({"format": FORMAT, **payload}, fh)
-    except OSError as err:
-        raise TrainingError(f"cannot write checkpoint: {err.strerror or err}; the previous one is kept", path=str(path)) from err
+    except (OSError, OutputError) as err:
+        # atomic_open reports a failed write as an OutputError caused by the OSError.
+        cause = err.__cause__ if isinstance(err, OutputError) and isinstance(err.__cause__, OSError) else err
+        reason = getattr(cause, "strerror", None) or cause
+        raise TrainingError(f"cannot write checkpoint: {reason}; the previous one is kept", path=str(path)) from err
 
 
 def read_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> dict[str, Any]:
