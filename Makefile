@@ -56,3 +56,5 @@ results:
 	mkdir -p docs/results
 	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-cpu -o docs/results/fashion-mnist-cpu.md \
 		--csv docs/results/fashion-mnist-cpu.csv --figure docs/results/fashion-mnist-cpu-curves.png --target-acc 0.85
+	$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s0 --device cpu \
+		-o docs/results/hiresnet18-fashion-mnist-s0
