@@ -215,8 +215,8 @@ def _markdown(result: dict[str, Any], run: Any, grad_path: Path | None) -> str:
         lines += ["L2 norm of each node's parameter gradient against depth: at initialisation (first batch) and the "
                   "mean over each epoch's steps, from `grad_norms.csv`.", "", "![gradients](gradients.png)", ""]
     else:
-        where = f"`{grad_path}`" if grad_path is not None else "this checkpoint's run folder"
-        lines += [f"No gradient log ({where} has no `grad_norms.csv`). Train with `hrgraph train SPEC --log-grad-norms` "
+        where = f"`{grad_path}` does not exist" if grad_path is not None else "this checkpoint has no run folder"
+        lines += [f"No gradient log ({where}). Train with `hrgraph train SPEC --log-grad-norms` "
                   "to record the gradient norm of every node and projection at initialisation and per epoch; "
                   "`hrgraph analyze` then plots it here.", ""]
     return "\n".join(lines)
