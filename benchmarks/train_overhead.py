@@ -70,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parser.parse_args(argv)
     repeats, n = (1, 300) if cfg.quick else (7, 3000)
     spec = scale_widths(cfg.spec, cfg.width)
-    recipe = {"data": "synthetic", "epochs": 1, "batch_size": 100, "val_split": 0.1, "augment": [],
+    data_name = f"synthetic:{int(n / 0.9) + 1}"  # n training images after the 10% hold-out
+    recipe = {"data": data_name, "epochs": 1, "batch_size": 100, "val_split": 0.1, "augment": [],
               "optimizer": {"name": "adam", "lr": 0.01}, "schedule": {"name": "constant"}}
     plan = hrgraph.infer_shapes(spec)
-    data = load_data("synthetic", root=None, input_shape=plan.input_shape, val_split=0.1, seed=0, fit="none",
+    data = load_data(data_name, root=None, input_shape=plan.input_shape, val_split=0.1, seed=0, fit="none",
                      num_classes=plan.output_shape[0])
     images, labels = data.train.images[:n], data.train.labels[:n]
+    n = len(images)
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     torch.manual_seed(0)
