@@ -50,8 +50,8 @@ def _slots(spec: Spec) -> list[tuple[Slot, int, int]]:
     need = _multiples(spec)
     slots = []
     for i, node in enumerate(spec.nodes):
-        for field in node.width_fields:
-            slots.append((("node", i, field), getattr(node, field), need[node.id]))
+        for attr in node.width_fields:
+            slots.append((("node", i, attr), getattr(node, attr), need[node.id]))
     for i, edge in enumerate(spec.edges):
         if edge.channels is not None:
             slots.append((("edge", i, "channels"), edge.channels, 1))
@@ -61,13 +61,13 @@ def _slots(spec: Spec) -> list[tuple[Slot, int, int]]:
 def _apply(spec: Spec, widths: Mapping[Slot, int]) -> Spec:
     nodes: list[Block] = list(spec.nodes)
     edges: list[Edge] = list(spec.edges)
-    for (where, i, field), value in widths.items():
+    for (where, i, attr), value in widths.items():
         if where == "node":
             data = nodes[i].model_dump(by_alias=True)
-            data[field] = value
+            data[attr] = value
             nodes[i] = type(nodes[i]).model_validate(data)
         else:
-            edges[i] = edges[i].model_copy(update={field: value})
+            edges[i] = edges[i].model_copy(update={attr: value})
     return spec.replace(nodes=nodes, edges=edges)
 
 
@@ -402,9 +402,9 @@ def describe_widths(before: Spec, after: Spec) -> list[str]:
     lines = []
     for (slot, old, _), (_, new, _) in zip(_slots(before), _slots(after)):
         if old != new:
-            where, i, field = slot
+            where, i, attr = slot
             owner = before.nodes[i].id if where == "node" else before.edges[i].name
-            lines.append(f"{owner}.{field} {old} -> {new}")
+            lines.append(f"{owner}.{attr} {old} -> {new}")
     return lines
 
 
