@@ -293,10 +293,15 @@ def train(
         raise TrainingError(str(err)) from None
     try:
         with _StopFlag().installed() as stop:
-            return _run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume, ctx=ctx, amp=amp,
-                        limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
-                        download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop,
-                        log_grad_norms=log_grad_norms)
+            summary = _run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume, ctx=ctx, amp=amp,
+                           limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
+                           download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop,
+                           log_grad_norms=log_grad_norms)
+        if ctx.distributed:
+            # No rank leaves (and tears the group down) while rank 0 still writes or
+            # talks to it: gloo aborts the process otherwise (seen as a flaky SIGABRT).
+            torch.distributed.barrier()
+        return summary
     finally:
         reporter.close()
         if not joined_before:
