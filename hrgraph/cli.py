@@ -168,19 +168,32 @@ allow_outside_option = click.option(
 @max_activation_option
 @allow_imports_option
 @allow_outside_option
+@click.option("--expand", is_flag=True, help="Show each edge pattern's line and the edges it expanded to.")
+@click.option("--yaml", "as_yaml", is_flag=True, help="With --expand: also print the resolved edges as YAML.")
 @handle_errors
-def validate(specs: tuple[Path, ...], max_activation: int | None, allow_imports: bool, allow_outside: bool) -> None:
+def validate(
+    specs: tuple[Path, ...],
+    max_activation: int | None,
+    allow_imports: bool,
+    allow_outside: bool,
+    expand: bool,
+    as_yaml: bool,
+) -> None:
     """Check SPECS (structure, graph and shapes) without building any module.
 
-    Prints one line per spec; exits 1 if any is invalid.
+    Prints one line per spec; exits 1 if any is invalid.  With --expand, each
+    edge pattern follows: where it is, and each edge it made (marked where an
+    explicit edge, a later pattern or a child spec overrode it).
     """
+    from .patterns import describe_expansions, recording
     from .shapes import MAX_ACTIVATION, format_count, infer_shapes
     from .spec import load_spec
 
     failed = 0
     for path in specs:
         try:
-            loaded = load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside)
+            with recording() as expansions:
+                loaded = load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside)
             plan = infer_shapes(loaded, max_activation=max_activation or MAX_ACTIVATION)
         except HrgraphError as err:
             failed += 1
@@ -190,6 +203,12 @@ def validate(specs: tuple[Path, ...], max_activation: int | None, allow_imports:
             f"ok {path}: {len(plan.spec.nodes)} nodes, {len(plan.projections)} edges, "
             f"{plan.params:,} params ({format_count(plan.params)})"
         )
+        if expand:
+            click.echo(describe_expansions(expansions, loaded) or "no edge patterns")
+            if as_yaml:
+                import yaml
+
+                click.echo(yaml.safe_dump({"edges": loaded.to_dict()["edges"]}, sort_keys=False, default_flow_style=None, width=100), nl=False)
     if failed:
         click.echo(f"{failed} of {len(specs)} specs invalid", err=True)
         raise SystemExit(EXIT_SPEC)

@@ -10,14 +10,18 @@ validation, so every key of the merged document still knows its file and line
   node with a new id is inserted right after the node the child lists before it
   (at the start if it comes first);
 - ``remove_edges: ["from:to", ...]`` drops parent edges (each must exist);
-- a child edge with the same ends as a parent edge replaces it, others are appended.
+- a child edge with the same ends as a parent edge replaces it, others are appended;
+- edge patterns (:mod:`hrgraph.patterns`) are expanded per file before merging:
+  a parent's against its own nodes (so ``remove_edges`` names the plain edges
+  they made), a child's against the merged nodes, and the edges a child's
+  pattern makes replace the parent's edges of the same pairs.
 
 No torch here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +72,17 @@ def resolve_extends(
     *,
     root: Path | None = None,
     allow_outside: bool = False,
+    expand: Callable[[Any, Any], Any] | None = None,
 ) -> Any:
     """Resolve ``extends`` in ``data`` (read from ``path``, relative paths from ``base_dir``).
 
     Parents must lie under ``root`` (default ``base_dir``: the folder of the
     spec being loaded), symbolic links resolved, unless ``allow_outside``: a
     spec from elsewhere must not make hrgraph read any file on the machine.
+    ``expand(edges, nodes)`` turns edge patterns into plain edges
+    (:func:`hrgraph.patterns.expand_edges`): each parent's before merging, a
+    child's against the merged nodes.  The edges of a document without
+    ``extends`` are returned unexpanded.
     """
     root = (root or base_dir).resolve()
     if not isinstance(data, LDict):
@@ -112,8 +121,18 @@ def resolve_extends(
     if not isinstance(parent, LDict):
         raise located_error("the parent spec is not a mapping", getattr(parent, "mark", None), parent_name)
     parent = resolve_extends(
-        parent, parent_name, parent_path.parent, chain + (str(parent_path),), root=root, allow_outside=allow_outside
+        parent,
+        parent_name,
+        parent_path.parent,
+        chain + (str(parent_path),),
+        root=root,
+        allow_outside=allow_outside,
+        expand=expand,
     )
+    if expand is not None and "edges" in parent:
+        # The parent's edges as the parent spec has them, its patterns expanded
+        # against its own nodes: remove_edges and the child's edges refer to those.
+        parent["edges"] = expand(parent["edges"], parent.get("nodes"))
 
     merged = LDict(parent, mark=data.mark)
     merged.marks = dict(parent.marks)
@@ -132,7 +151,11 @@ def resolve_extends(
     if "remove_edges" in data:
         edges = _remove_edges(edges, data["remove_edges"], data.marks.get("remove_edges"), path)
     if "edges" in data:
-        edges = _add_edges(edges, data["edges"], data.marks.get("edges"), path)
+        # The child's patterns expand against the merged nodes and, within the
+        # child, yield to its explicit edges; then each edge replaces the
+        # parent's edge of the same pair, as an explicit child edge does.
+        child_edges = data["edges"] if expand is None else expand(data["edges"], merged.get("nodes"))
+        edges = _add_edges(edges, child_edges, data.marks.get("edges"), path)
         if "edges" in data.marks:
             merged.marks.setdefault("edges", data.marks["edges"])
     if edges is not None:

@@ -17,7 +17,7 @@ import hashlib
 import importlib
 import json
 from collections.abc import Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +40,7 @@ from .diagnostics import TYPE_ERRORS, fields_of, first_error, pydantic_message, 
 from .errors import SpecError, did_you_mean
 from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .extends import located_error, parse_edge_ref, resolve_extends
+from .patterns import expand_edges, expand_patterns
 from .source import LDict, LList, Mark, locate, parse_yaml, read_yaml
 
 __all__ = ["InputShape", "Residuals", "Edge", "Spec", "load_spec", "parse_edge_ref"]
@@ -475,8 +476,11 @@ def load_spec(
         chain = ()
     else:
         raise TypeError(f"load_spec takes a path, YAML text or a mapping, not {type(source).__name__}")
-    data = resolve_extends(data, path, directory, chain, allow_outside=allow_outside)
+    keys = fields_of(Edge)
+    data = resolve_extends(data, path, directory, chain, allow_outside=allow_outside, expand=partial(expand_edges, edge_keys=keys))
     _run_imports(data, path, allow_imports)
+    # Edge patterns become plain edges here, after imports (which may register kinds that take no edges).
+    data = expand_patterns(data, edge_keys=keys)
     return _validate(data, path, data)
 
 
