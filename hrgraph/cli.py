@@ -208,7 +208,8 @@ def validate(
             if as_yaml:
                 import yaml
 
-                click.echo(yaml.safe_dump({"edges": loaded.to_dict()["edges"]}, sort_keys=False, default_flow_style=None, width=100), nl=False)
+                edges = {"edges": loaded.to_dict()["edges"]}
+                click.echo(yaml.safe_dump(edges, sort_keys=False, default_flow_style=None, width=100), nl=False)
     if failed:
         click.echo(f"{failed} of {len(specs)} specs invalid", err=True)
         raise SystemExit(EXIT_SPEC)

@@ -326,7 +326,7 @@ def _pairs(
     return pairs
 
 
-def _edge(item: LDict | Mapping[str, Any], mark: Mark | None, pair: tuple[str, str], ends: dict[str, Mark | None]) -> LDict:
+def _edge(item: Mapping[str, Any], mark: Mark | None, pair: tuple[str, str], ends: dict[str, Mark | None]) -> LDict:
     """A plain edge of ``pair`` with the pattern's options and source marks."""
     edge = LDict({"from": pair[0], "to": pair[1]}, mark=mark)
     edge.marks["from"], edge.marks["to"] = ends["from"] or mark, ends["to"] or mark

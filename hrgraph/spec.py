@@ -477,7 +477,8 @@ def load_spec(
     else:
         raise TypeError(f"load_spec takes a path, YAML text or a mapping, not {type(source).__name__}")
     keys = fields_of(Edge)
-    data = resolve_extends(data, path, directory, chain, allow_outside=allow_outside, expand=partial(expand_edges, edge_keys=keys))
+    expand = partial(expand_edges, edge_keys=keys)
+    data = resolve_extends(data, path, directory, chain, allow_outside=allow_outside, expand=expand)
     _run_imports(data, path, allow_imports)
     # Edge patterns become plain edges here, after imports (which may register kinds that take no edges).
     data = expand_patterns(data, edge_keys=keys)

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
 from hrgraph import patterns
+from hrgraph.cli import main
 from hrgraph.patterns import recording
 
 from .conftest import ROOT
@@ -49,7 +49,8 @@ def hiresnet_pattern(tmp_path_factory):
     # Next to resnet18.yaml, since a spec may extend only files under its own folder.
     folder = tmp_path_factory.mktemp("specs")
     (folder / "resnet18.yaml").write_text((ROOT / "specs" / "resnet18.yaml").read_text(encoding="utf-8"))
-    path = write(folder, "hiresnet18-pattern.yaml", 'extends: resnet18.yaml\nedges:\n  - {from: "*", to: "*", min_skip: 2}\n')
+    text = 'extends: resnet18.yaml\nedges:\n  - {from: "*", to: "*", min_skip: 2}\n'
+    path = write(folder, "hiresnet18-pattern.yaml", text)
     return hrgraph.load_spec(path)
 
 
@@ -216,8 +217,11 @@ def test_remove_edges_names_an_edge_of_a_parents_pattern(tmp_path):
 def test_parent_patterns_expand_against_the_parents_nodes(tmp_path):
     write(tmp_path, "parent.yaml", PARENT)
     # A node inserted by the child gets no edge from the parent's pattern.
-    child = write(tmp_path, "child.yaml", "extends: parent.yaml\nnodes:\n  - {id: stage3, kind: basic, channels: 64, stride: 2}\n"
-                  "  - {id: extra, kind: basic, channels: 64}\n")
+    nodes = (
+        "nodes:\n  - {id: stage3, kind: basic, channels: 64, stride: 2}\n"
+        "  - {id: extra, kind: basic, channels: 64}\n"
+    )
+    child = write(tmp_path, "child.yaml", "extends: parent.yaml\n" + nodes)
     spec = hrgraph.load_spec(child)
     assert spec.node_ids[-2:] == ["extra", "head"]
     assert names(spec) == ["stem->stage2", "stem->stage3", "stage1->stage3"]
@@ -233,14 +237,19 @@ def test_child_pattern_replaces_parent_edges_and_yields_to_child_explicit_edges(
     )
     spec = hrgraph.load_spec(child)
     edges = {e.name: (e.pool, e.projection) for e in spec.edges}
-    assert edges == {"stem->stage2": ("avg", "conv"), "stem->stage3": ("max", "auto"), "stage1->stage3": ("avg", "conv")}
+    assert edges == {
+        "stem->stage2": ("avg", "conv"),  # the child's pattern replaced the parent's edge
+        "stem->stage3": ("max", "auto"),  # the child's explicit edge beat the child's pattern
+        "stage1->stage3": ("avg", "conv"),
+    }
 
 
 # -- validate --expand -------------------------------------------------------------------
 
 
 def test_validate_expand_shows_each_pattern_its_edges_and_overrides(tmp_path):
-    spec = write(tmp_path, "net.yaml", HEAD + '  - {from: "*", to: "*", min_skip: 2}\n  - {from: stem, to: stage3, pool: max}\n')
+    edges = '  - {from: "*", to: "*", min_skip: 2}\n  - {from: stem, to: stage3, pool: max}\n'
+    spec = write(tmp_path, "net.yaml", HEAD + edges)
     result = CliRunner().invoke(main, ["validate", "--expand", "--yaml", str(spec)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
