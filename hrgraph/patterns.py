@@ -403,10 +403,10 @@ def expand_edges(edges: Any, nodes: Any, *, edge_keys: Collection[str]) -> Any:
     ...   - {from: a, to: b, pool: avg}
     ... ''')
     >>> out = expand_edges(data["edges"], data["nodes"], edge_keys=["from", "to", "pool"])
-    >>> [(e["from"], e["to"], e["pool"]) for e in out]
-    [('a', 'b', 'avg'), ('a', 'c', 'max'), ('b', 'c', 'max')]
-    >>> out.marks[1].line   # the pattern's line
-    4
+    >>> [(e["from"], e["to"], e["pool"]) for e in out]   # a -> b: the explicit edge's
+    [('a', 'c', 'max'), ('b', 'c', 'max'), ('a', 'b', 'avg')]
+    >>> out.marks[0].line   # the pattern's line
+    5
     """
     if not isinstance(edges, LList) or not any(is_pattern(item) for item in edges):
         return edges
