@@ -116,9 +116,9 @@ def test_a_plainly_named_classifier_is_refused_at_the_pattern():
 
 
 def test_options_are_copied_onto_every_edge():
-    spec = load('  - {from: "*", to: stage3, min_skip: 2, pool: max, projection: conv}\n')
+    spec = load('  - {from: "*", to: stage3, min_skip: 2, pool: max, projection: conv, gate: scalar}\n')
     assert names(spec) == ["stem->stage3", "stage1->stage3"]
-    assert {(e.pool, e.projection) for e in spec.edges} == {("max", "conv")}
+    assert {(e.pool, e.projection, e.gate) for e in spec.edges} == {("max", "conv", "scalar")}
 
 
 def test_explicit_edge_overrides_the_pattern_before_or_after_it():
