@@ -684,6 +684,10 @@ from .cli_experiment import experiment_command, report_command  # noqa: E402  (t
 main.add_command(experiment_command)
 main.add_command(report_command)
 
+from .cli_import import import_command  # noqa: E402  (it needs handle_errors above)
+
+main.add_command(import_command)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
