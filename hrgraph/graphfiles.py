@@ -10,6 +10,8 @@ apart by its header (``docs/import.md``):
   writes it), then one row per node; a nonzero entry in row ``i``, column
   ``j`` is an edge ``i -> j`` (weights are not used).
 
+Blank lines and lines starting with ``#`` are skipped in both.
+
 Every error names the file and, where the format allows it, the line: a CSV's
 row, or the line where a GraphML or GML file defines the node.  No torch here.
 """
@@ -104,9 +106,9 @@ def _gml(path: Path, text: str) -> tuple[nx.Graph, Locator]:
         for u, v, data in graph.edges(data=True):
             named.add_edge(graph.nodes[u]["label"], graph.nodes[v]["label"], **data)
         graph = named
-        pattern = lambda n: rf'^\s*label\s+"{re.escape(n)}"'  # noqa: E731
+        pattern = lambda n: rf'(^|[\s\[])label\s+"{re.escape(n)}"'  # noqa: E731
     else:
-        pattern = lambda n: rf"^\s*id\s+{re.escape(n)}\s*$"  # noqa: E731
+        pattern = lambda n: rf"(^|[\s\[])id\s+{re.escape(n)}(\s|\]|$)"  # noqa: E731
     return graph, _text_locator(text, pattern, None)
 
 
@@ -123,7 +125,8 @@ def _csv(path: Path, text: str, ignore: Iterable[str]) -> tuple[nx.Graph, Locato
     reader = csv.reader(text.splitlines())
     try:
         for row in reader:
-            if any(cell.strip() for cell in row):
+            # Blank lines and comment lines (first cell starting with "#") are skipped.
+            if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#"):
                 rows.append((reader.line_num, [cell.strip() for cell in row]))
     except csv.Error as err:
         raise SpecError(f"not a valid CSV file: {err}", path=str(path), line=reader.line_num) from None
