@@ -28,12 +28,13 @@ from .kinds import (
     ConvBlock,
     PlainBlock,
     PoolBlock,
+    SepConvBlock,
     Shape,
     kind_tag,
 )
 from .shapes import Projection
 
-__all__ = ["register_block", "build_block", "build_projection", "init_weights", "BUILDERS"]
+__all__ = ["register_block", "build_block", "build_projection", "init_weights", "BUILDERS", "Gate", "WeightedSum"]
 
 Builder = Callable[[Any, Shape], nn.Module]
 
@@ -182,6 +183,77 @@ class Classifier(nn.Module):
         return self.fc(x)
 
 
+class SepConv(nn.Module):
+    """RandWire's node op: ReLU, 3x3 depthwise conv, 1x1 pointwise conv, BN.
+
+    The ReLU is not in place: the input is another node's output, which
+    other nodes may read too.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False)
+        self.pointwise = conv1x1(cin, cout)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        return _add(self.bn(self.pointwise(self.depthwise(torch.relu(x)))), residual)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn.weight)
+
+
+class Identity(nn.Module):
+    """Passes its input through (a merge-only node); a residual is added out of place."""
+
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        # Out of place: x is another node's output (or the merge of several).
+        return x if residual is None else x + residual
+
+
+class WeightedSum(nn.Module):
+    """RandWire's aggregation: ``sum_i 2*sigmoid(w_i) * x_i``, with ``w = 0`` at first (a plain sum).
+
+    RandWire weights its inputs by ``sigmoid(w_i)``; the factor 2 (hrgraph's)
+    makes the freshly built node exactly the sum of its inputs.
+    """
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n))
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        scale = 2.0 * torch.sigmoid(self.weight)
+        out = inputs[0] * scale[0]
+        for i in range(1, len(inputs)):
+            out = out + inputs[i] * scale[i]
+        return out
+
+    def weights(self) -> list[float]:
+        """The current weight of each input."""
+        return (2.0 * torch.sigmoid(self.weight.detach())).tolist()
+
+
+class Gate(nn.Module):
+    """A learnable weight on one edge: ``w`` (``scalar``) or ``2*sigmoid(w)`` (``sigmoid``), 1 at first."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind not in ("scalar", "sigmoid"):
+            raise ValueError(f"unknown gate '{kind}'")
+        self.kind = kind
+        self.weight = nn.Parameter(torch.ones(1) if kind == "scalar" else torch.zeros(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale()
+
+    def scale(self) -> Tensor:
+        return self.weight if self.kind == "scalar" else 2.0 * torch.sigmoid(self.weight)
+
+    def extra_repr(self) -> str:
+        return self.kind
+
+
 def _stage(units: list[nn.Module]) -> Stage:
     return Stage(OrderedDict((str(i), u) for i, u in enumerate(units)))
 
@@ -215,6 +287,10 @@ def _build_classifier(b: ClassifierBlock, s: Shape) -> nn.Module:
     return Classifier(s[0], b.classes, b.dropout)
 
 
+def _build_sepconv(b: SepConvBlock, s: Shape) -> nn.Module:
+    return SepConv(s[0], b.channels, b.stride)
+
+
 class BuilderRegistry:
     """Module builders by block kind; a duplicate name is an error unless ``replace=True``."""
 
@@ -244,6 +320,8 @@ for _kind, _build in (
     ("bottleneck", _build_bottleneck),
     ("pool", _build_pool),
     ("classifier", _build_classifier),
+    ("sepconv", _build_sepconv),
+    ("identity", lambda b, s: Identity()),
 ):
     BUILDERS.register(_kind, _build)
 

@@ -287,6 +287,23 @@ def _table(console: Any, title: str, columns: list[tuple[str, str]], rows: list[
     click.echo("\n".join(text))
 
 
+def _inputs_cell(node: dict[str, Any]) -> str:
+    """The nodes table's input column: ``a``, or ``weighted: a, b, +3`` for a list input."""
+    if "inputs" not in node:
+        return node["input"] or "(input)"
+    shown = node["inputs"][:3]
+    more = f", +{len(node['inputs']) - 3}" if len(node["inputs"]) > 3 else ""
+    return f"{node['aggregate']}: {', '.join(shown)}{more}"
+
+
+def _projections_cell(descriptions: list[str]) -> str:
+    """``2 identity, 1 avgpool 2 -> 1x1 conv 16->32 + BN, 577 params``: each kind once, with its count."""
+    counts: dict[str, int] = {}
+    for d in descriptions:
+        counts[d] = counts.get(d, 0) + 1
+    return "; ".join(f"{n} x {d}" if n > 1 else d for d, n in counts.items())
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -298,14 +315,26 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console,
         f"{title}: nodes",
         [("node", "left"), ("block", "left"), ("input", "left"), ("output", "left"), ("params", "right")],
-        [(n["id"], n["block"], n["input"] or "(input)", format_shape(n["out_shape"]), f"{n['params']:,}") for n in summary["nodes"]],
+        [(n["id"], n["block"], _inputs_cell(n), format_shape(n["out_shape"]), f"{n['params']:,}") for n in summary["nodes"]],
     )
+    merges = summary.get("merges", [])
+    if merges:
+        _table(
+            console,
+            "merges (list inputs, before the block)",
+            [("node", "left"), ("aggregate", "left"), ("inputs", "left"), ("projections", "left"), ("shape", "left"), ("params", "right")],
+            [
+                (m["node"], m["aggregate"], ", ".join(m["inputs"]), _projections_cell(m["projections"]), format_shape(m["out_shape"]), f"{m['params']:,}")
+                for m in merges
+            ],
+        )
     if summary["projections"]:
         rows = []
         for p in summary["projections"]:
             pool = "-" if p["pool"] is None else (f"{p['pool']} {'x'.join(map(str, p['pool_kernel']))}" if p["pool_kernel"] else p["pool"])
             conv = "-" if p["conv"] is None else f"1x1 {p['conv'][0]}->{p['conv'][1]} + BN"
-            rows.append((p["edge"], p["merge"], pool, conv, f"{format_shape(p['in_shape'])} -> {format_shape(p['out_shape'])}", f"{p['params']:,}"))
+            merge = p["merge"] + (f", {p['gate']} gate" if "gate" in p else "")
+            rows.append((p["edge"], merge, pool, conv, f"{format_shape(p['in_shape'])} -> {format_shape(p['out_shape'])}", f"{p['params']:,}"))
         _table(
             console,
             "projections (long-range edges)",
@@ -315,14 +344,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
     else:
         console.print("projections: none")
     edge_params = sum(p["params"] for p in summary["projections"])
+    merge_params = sum(m["params"] for m in merges)
     n_proj = len(summary["projections"])
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()
+    in_merges = f" + {merge_params:,} in {len(merges)} merge{'s' if len(merges) != 1 else ''}" if merges else ""
     totals.add_row(
         "total params",
-        f"{summary['params']:,} ({format_count(summary['params'])}) = {summary['params'] - edge_params:,} in nodes"
-        f" + {edge_params:,} in {n_proj} projection{'s' if n_proj != 1 else ''}",
+        f"{summary['params']:,} ({format_count(summary['params'])}) = {summary['params'] - edge_params - merge_params:,} in nodes"
+        f" + {edge_params:,} in {n_proj} projection{'s' if n_proj != 1 else ''}{in_merges}",
     )
     totals.add_row("MACs per sample", format_count(summary["macs"]))
     totals.add_row(

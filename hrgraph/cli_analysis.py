@@ -63,7 +63,12 @@ def _ordered(table: CostTable, sort: str | None) -> list[CostRow]:
     into: dict[str, list[CostRow]] = {}
     for row in table.projections:
         into.setdefault(row.name.split("->")[1], []).append(row)
-    return [r for node in table.nodes for r in (node, *into.get(node.name, ()))]
+    # A merge's rows come before its node (the merge runs first), an edge's after it.
+    before: dict[str, list[CostRow]] = {}
+    for row in table.merges:
+        target = row.name.split("->")[1] if row.kind == "input" else row.name
+        before.setdefault(target.split(" (")[0], []).append(row)
+    return [r for node in table.nodes for r in (*before.get(node.name, ()), node, *into.get(node.name, ()))]
 
 
 def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
@@ -89,7 +94,7 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
             f"{r.cost.params:,}", _percent(table.share(r, "params")),
             format_count(r.cost.macs), _percent(table.share(r, "macs")),
             format_count(r.cost.activations), _bytes(r.cost.activation_bytes), _percent(table.share(r, "activations")),
-            style="dim" if r.kind == "projection" else None,
+            style=None if r.kind == "node" else "dim",
         )
     cost.add_section()
     cost.add_row(
@@ -105,21 +110,26 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
         c = r.cost
         if c.pool or c.bn or c.add:
             name = r.name if r.kind == "node" else f"  {r.name}"
-            other.add_row(name, format_count(c.pool), format_count(c.bn), format_count(c.add), style="dim" if r.kind == "projection" else None)
+            other.add_row(name, format_count(c.pool), format_count(c.bn), format_count(c.add), style=None if r.kind == "node" else "dim")
     other.add_section()
     other.add_row("total", format_count(total.pool), format_count(total.bn), format_count(total.add), style="bold")
     console.print(other)
 
     edges = sum((r.cost for r in table.projections), type(total)())
+    merged = sum((r.cost for r in table.merges), type(total)())
     n = len(table.projections)
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()
+    nodes = total.params - edges.params - merged.params
+    in_merges = f" + {merged.params:,} in merges of list inputs" if table.merges else ""
     totals.add_row(
-        "total params", f"{total.params:,} = {total.params - edges.params:,} in nodes + {edges.params:,} in {n} projection{'s' if n != 1 else ''}"
+        "total params", f"{total.params:,} = {nodes:,} in nodes + {edges.params:,} in {n} projection{'s' if n != 1 else ''}{in_merges}"
     )
+    in_merges = f" + {merged.macs:,} in merges" if table.merges else ""
     totals.add_row(
-        "MACs per sample", f"{total.macs:,} ({format_count(total.macs)}) = {total.macs - edges.macs:,} in nodes + {edges.macs:,} in projections"
+        "MACs per sample",
+        f"{total.macs:,} ({format_count(total.macs)}) = {total.macs - edges.macs - merged.macs:,} in nodes + {edges.macs:,} in projections{in_merges}",
     )
     totals.add_row(
         "projections",

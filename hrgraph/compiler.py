@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .blocks import build_block, build_projection, init_weights
+from .blocks import Gate, WeightedSum, build_block, build_projection, init_weights
 from .errors import CompileError, HrgraphError
 from .files import atomic_open
 from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
@@ -46,7 +46,7 @@ from .spec import Spec, load_spec, parse_edge_ref
 
 __all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
 
-_RESERVED = {"self", "x", "torch", "nodes", "projections", "residual"}
+_RESERVED = {"self", "x", "torch", "nodes", "projections", "inputs", "aggregates", "gates", "residual"}
 # Node ids that would shadow a builtin get a trailing underscore too, so that
 # the generated code stays safe to extend by hand.
 _TAKEN = frozenset(_RESERVED | set(dir(builtins)) | set(keyword.kwlist))
@@ -64,10 +64,10 @@ def _variable_names(order: Iterable[str]) -> dict[str, str]:
     return names
 
 
-def _node_call(node_id: str) -> str:
+def _node_call(node_id: str, table: str = "nodes") -> str:
     # A node id is an identifier, but may be a Python keyword ("class",
     # "lambda", "None"): those modules are looked up by key, still under their id.
-    return f"nodes[{node_id!r}]" if keyword.iskeyword(node_id) else f"nodes.{node_id}"
+    return f"{table}[{node_id!r}]" if keyword.iskeyword(node_id) else f"{table}.{node_id}"
 
 
 def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) -> str:
@@ -131,7 +131,9 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
 
     def term(p: Any) -> str:
         src = var[p.source]
-        return src if p.identity else f"projections.{p.module_name}({src})"
+        table = "inputs" if p.role == "input" else "projections"
+        value = src if p.identity else f"{table}.{p.module_name}({src})"
+        return value if p.gate == "none" else f"gates.{p.module_name}({value})"
 
     for node_id in plan.order:
         position = spec.node_index[node_id]
@@ -140,6 +142,10 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
         # The input x is not deleted: nn.Module.__call__ holds it until forward returns.
         arg = "x" if source is None else var[source]
         out = var[node_id]
+        merge = plan.nodes[node_id].merge
+        if merge is not None:
+            statements.extend(_merge_statements(merge, out, term))
+            arg, source = out, None  # the merge statements read the inputs
         live = [p for p in plan.incoming[node_id] if p.edge.key not in off]
         sums = [p for p in live if p.merge == "sum"]
         cats = [p for p in live if p.merge == "concat"]
@@ -182,14 +188,34 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
             release.setdefault(i, []).append(var[value])
 
     lines = ["def forward(self, x):", "    nodes = self.nodes"]
-    if any("projections." in code for code, _ in statements):
-        lines.append("    projections = self.projections")
+    for table in ("projections", "inputs", "aggregates", "gates"):
+        if any(f"{table}." in code or f"{table}[" in code for code, _ in statements):
+            lines.append(f"    {table} = self.{table}")
     for i, (code, _) in enumerate(statements):
         lines.append(f"    {code}")
         if i in release:
             lines.append(f"    del {', '.join(release[i])}")
     lines.append(f"    return {var[final]}")
     return "\n".join(lines) + "\n"
+
+
+def _merge_statements(merge: Any, out: str, term: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """Statements that merge a node's list input into the variable ``out``, before its block."""
+    terms = [term(p) for p in merge.inputs]
+    reads = tuple(p.source for p in merge.inputs)
+    if merge.aggregate == "weighted":
+        return [(f"{out} = {_node_call(merge.node, 'aggregates')}({', '.join(terms)})", reads)]
+    if merge.aggregate == "concat":
+        return [(f"{out} = torch.cat([{', '.join(terms)}], 1)", reads)]
+    if len(terms) == 1:
+        return [(f"{out} = {terms[0]}", reads)]
+    # As for edges: one statement per term, the rest added in place into the
+    # fresh tensor the first sum made.
+    statements = [(f"{out} = {terms[0]} + {terms[1]}", reads[:2])]
+    statements.extend((f"{out} += {t}", (r,)) for t, r in zip(terms[2:], reads[2:]))
+    if merge.aggregate == "mean":
+        statements.append((f"{out} /= {len(terms)}", ()))
+    return statements
 
 
 @functools.lru_cache(maxsize=128)
@@ -244,10 +270,24 @@ class HrNet(nn.Module):
                     line=mark.line if mark else None,
                     column=mark.column if mark else None,
                 ) from err
+        # Merges and gates get tables of their own, so that specs without them
+        # keep exactly the state_dict keys they always had.
+        self.inputs = nn.ModuleDict()
+        self.aggregates = nn.ModuleDict()
+        self.gates = nn.ModuleDict()
         for key, projection in plan.projections.items():
             module = build_projection(projection)
             if module is not None:
                 self.projections[projection.module_name] = module
+            if projection.gate != "none":
+                self.gates[projection.module_name] = Gate(projection.gate)
+        for node_id, merge in plan.merges.items():
+            for projection in merge.inputs:
+                module = build_projection(projection)
+                if module is not None:
+                    self.inputs[projection.module_name] = module
+            if merge.aggregate == "weighted":
+                self.aggregates[node_id] = WeightedSum(len(merge.inputs))
         self._disabled: frozenset[tuple[str, str]] = frozenset()
         self._generate()
 
@@ -419,6 +459,7 @@ def compile_model(
         if module.__class__.__module__ == "hrgraph.blocks":
             init_weights(module)
     init_weights(model.projections)
+    init_weights(model.inputs)
     if spec.zero_init_residual:
         for m in model.modules():
             if hasattr(m, "zero_init_last"):

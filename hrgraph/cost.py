@@ -19,6 +19,12 @@ number counts, per sample of one forward pass:
   outputs, residual-sum additions (a block's shortcuts; an edge with
   ``merge: sum`` adds its projection into the target).  ReLUs and the copies of
   ``merge: concat`` are not counted.
+
+A node with a list ``input`` adds one ``input`` row per listed node (its
+projection onto the merge; a concat or identity input costs nothing) and one
+``merge`` row for the merge itself: the adds of ``sum``, ``mean`` and
+``weighted`` (whose scaling and division are not counted, like ReLUs) and the
+weights of ``weighted``.  An edge's ``gate`` weight is in its projection row.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ class Cost:
 
 @dataclass(frozen=True)
 class CostRow:
-    """One node (``kind="node"``) or one long-range edge's projection (``kind="projection"``)."""
+    """One node (``kind="node"``), one long-range edge's projection (``kind="projection"``),
+    one input of a list ``input`` (``kind="input"``) or a node's merge of its inputs (``kind="merge"``)."""
 
     kind: str
     name: str
@@ -76,10 +83,12 @@ class CostTable:
     output_shape: tuple[int, int, int]
     nodes: tuple[CostRow, ...]
     projections: tuple[CostRow, ...]
+    #: Rows of the merges of list inputs (``input`` and ``merge`` rows), node by node.
+    merges: tuple[CostRow, ...] = ()
 
     @property
     def rows(self) -> tuple[CostRow, ...]:
-        return self.nodes + self.projections
+        return self.nodes + self.projections + self.merges
 
     @property
     def total(self) -> Cost:
@@ -117,6 +126,7 @@ class CostTable:
             "total": cost(total),
             "nodes": [row(r) for r in self.nodes],
             "projections": [row(r) for r in self.projections],
+            **({"merges": [row(r) for r in self.merges]} if self.merges else {}),
         }
 
 
@@ -136,14 +146,16 @@ def _projection_ops(p: Projection) -> OpCounts:
     else:
         pool = 0
     bn = out_c * th * tw if p.conv is not None else 0
-    add = out_c * th * tw if p.merge == "sum" else 0
+    # An input of a list input is added by its merge's row, not here.
+    add = out_c * th * tw if p.merge == "sum" and p.role == "edge" else 0
     return OpCounts(pool=pool, bn=bn, add=add)
 
 
 def _projection_label(p: Projection) -> str:
     # Short enough for a table cell, unlike Projection.describe() (which adds the parameters).
+    gate = "" if p.gate == "none" else f" + {p.gate} gate"
     if p.identity:
-        return "identity"
+        return "identity" + gate
     parts = []
     if p.pool == "adaptive":
         parts.append(f"adaptive {p.out_shape[1]}x{p.out_shape[2]}")
@@ -151,7 +163,7 @@ def _projection_label(p: Projection) -> str:
         parts.append(f"{p.pool} {p.pool_kernel[0]}x{p.pool_kernel[1]}")
     if p.conv is not None:
         parts.append(f"1x1 {p.conv[0]}->{p.conv[1]} + BN")
-    return " + ".join(parts)
+    return " + ".join(parts) + gate
 
 
 def _cost(params: int, macs: int, activations: int, ops: OpCounts) -> Cost:
@@ -191,16 +203,16 @@ def count_cost(plan: ShapePlan) -> CostTable:
         block = spec.nodes[spec.node_index[node_id]]
         ops = block.op_counts(n.in_shape)
         nodes.append(CostRow("node", node_id, n.label, n.out_shape, _cost(n.params, n.macs, prod(n.out_shape), ops)))
-    projections = tuple(
-        CostRow(
-            "projection",
-            p.name,
-            _projection_label(p),
-            p.out_shape,
-            _cost(p.params, p.macs, 0 if p.identity else prod(p.out_shape), _projection_ops(p)),
-        )
-        for p in plan.projections.values()
-    )
+    projections = tuple(_row("projection", p.name, p) for p in plan.projections.values())
+    merges: list[CostRow] = []
+    for merge in plan.merges.values():
+        merges.extend(_row("input", f"{p.source}->{merge.node} (input)", p) for p in merge.inputs)
+        n = len(merge.inputs)
+        elements = prod(merge.out_shape)
+        adds = 0 if merge.aggregate == "concat" else (n - 1) * elements
+        own = merge.params - sum(p.params for p in merge.inputs)
+        label = f"{merge.aggregate} of {n}"
+        merges.append(CostRow("merge", f"{merge.node} ({merge.aggregate})", label, merge.out_shape, _cost(own, 0, elements if n > 1 else 0, OpCounts(add=adds))))
     return CostTable(
         name=spec.name,
         fingerprint=spec.fingerprint,
@@ -208,4 +220,9 @@ def count_cost(plan: ShapePlan) -> CostTable:
         output_shape=plan.output_shape,
         nodes=tuple(nodes),
         projections=projections,
+        merges=tuple(merges),
     )
+
+
+def _row(kind: str, name: str, p: Projection) -> CostRow:
+    return CostRow(kind, name, _projection_label(p), p.out_shape, _cost(p.params, p.macs, 0 if p.identity else prod(p.out_shape), _projection_ops(p)))

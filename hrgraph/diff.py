@@ -94,6 +94,12 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k} {old.get(k)} -> {new.get(k)}" for k in keys if old.get(k) != new.get(k)]
 
 
+def _inputs_text(inputs: tuple[str | None, ...]) -> str:
+    if len(inputs) == 1:
+        return inputs[0] or "(network input)"
+    return "[" + ", ".join(i or "(network input)" for i in inputs) + "]"
+
+
 def _node_change(plan_a: ShapePlan, plan_b: ShapePlan, node_id: str) -> Change | None:
     old, new = plan_a.nodes[node_id], plan_b.nodes[node_id]
     # The main input is compared resolved (below): "input: null" and the previous node are the same.
@@ -102,8 +108,8 @@ def _node_change(plan_a: ShapePlan, plan_b: ShapePlan, node_id: str) -> Change |
         plan_a.spec.node(node_id).model_dump(mode="json", exclude=skip),
         plan_b.spec.node(node_id).model_dump(mode="json", exclude=skip),
     )
-    if old.input != new.input:
-        details.append(f"input {old.input or '(network input)'} -> {new.input or '(network input)'}")
+    if old.inputs != new.inputs:
+        details.append(f"input {_inputs_text(old.inputs)} -> {_inputs_text(new.inputs)}")
     if old.out_shape != new.out_shape:
         details.append(f"output {format_shape(old.out_shape)} -> {format_shape(new.out_shape)}")
     if old.params != new.params:

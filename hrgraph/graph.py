@@ -1,7 +1,8 @@
 """The spec as a networkx DAG, and the checks that run before anything is built.
 
 Nodes of the graph are node ids; an edge ``u -> v`` exists where ``v`` takes
-``u``'s output on the main path (attribute ``main=True``) or through a
+``u``'s output as an input (its main path or one of a list ``input``:
+attribute ``main=True``) or through a
 long-range edge (attribute ``residual``: the :class:`~hrgraph.spec.Edge`), or
 both.  Every check is linear in nodes plus edges.  No torch here.
 """
@@ -81,14 +82,20 @@ def check_graph(spec: Spec) -> nx.DiGraph:
                 node=node.id,
                 **_where(spec, "nodes", i, "input"),
             )
-        if node.input not in graph:
-            raise UnknownNodeError(
-                f"input names unknown node '{node.input}'{did_you_mean(node.input, ids)}",
-                node=node.id,
-                **_where(spec, "nodes", i, "input"),
-            )
+        listed = isinstance(node.input, list)
+        seen: set[str] = set()
+        for k, source in enumerate(node.inputs):
+            at = ("nodes", i, "input", k) if listed else ("nodes", i, "input")
+            if source not in graph:
+                raise UnknownNodeError(
+                    f"input names unknown node '{source}'{did_you_mean(source, ids)}", node=node.id, **_where(spec, *at)
+                )
+            if source in seen:
+                raise GraphError(f"input lists '{source}' twice", node=node.id, **_where(spec, *at))
+            seen.add(source)
     for i in range(1, len(spec.nodes)):
-        graph.add_edge(spec.main_input(i), spec.nodes[i].id, main=True, residual=None)
+        for source in spec.node_inputs(i):
+            graph.add_edge(source, spec.nodes[i].id, main=True, residual=None)
 
     for j, edge in enumerate(spec.edges):
         for end, field in ((edge.from_, "from"), (edge.to, "to")):

@@ -32,6 +32,8 @@ __all__ = [
     "ResNeXtBlock",
     "BottleneckBlock",
     "PoolBlock",
+    "SepConvBlock",
+    "IdentityBlock",
     "ClassifierBlock",
     "KindRegistry",
     "KINDS",
@@ -46,6 +48,9 @@ Shape = tuple[int, int, int]
 MAX_CHANNELS = 1 << 16
 MAX_KERNEL = 63
 MAX_DEPTH = 1024
+#: Upper bound on a node's listed inputs (RandWire nodes have a handful; a
+#: generated graph's output node may collect hundreds).
+MAX_INPUTS = 1 << 14
 
 
 #: Ids that cannot be node ids: the public attributes of ``torch.nn.ModuleDict``
@@ -162,8 +167,15 @@ class Block(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     id: NodeId = Field(description="Stable node id; becomes the module's state_dict prefix.")
-    input: NodeId | None = Field(
-        default=None, description="Node whose output feeds this one (default: the previous node)."
+    input: NodeId | Annotated[list[NodeId], Field(min_length=1, max_length=MAX_INPUTS)] | None = Field(
+        default=None,
+        description="Node whose output feeds this one (default: the previous node), or a list of nodes whose "
+        "outputs are merged by `aggregate` before the block.",
+    )
+    aggregate: Literal["sum", "mean", "concat", "weighted"] = Field(
+        default="sum",
+        description="How a list `input` is merged: sum, mean, concat (channels) or weighted "
+        "(a learnable 2*sigmoid(w) per input, starting as a sum).",
     )
     kind: str
 
@@ -175,6 +187,19 @@ class Block(BaseModel):
     #: Whether the block's module returns ``(batch, features)`` rather than a feature
     #: map (``out_shape`` is then ``(features, 1, 1)``): such a block must be the last node.
     terminal: ClassVar[bool] = False
+
+    @model_validator(mode="after")
+    def _aggregate_needs_a_list(self) -> "Block":
+        if self.aggregate != "sum" and not isinstance(self.input, list):
+            raise ValueError(f"aggregate: {self.aggregate} merges a list of inputs; this node has a single input")
+        return self
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The node ids listed under ``input`` (empty: the previous node or the network input)."""
+        if self.input is None:
+            return ()
+        return tuple(self.input) if isinstance(self.input, list) else (self.input,)
 
     def out_shape(self, in_shape: Shape) -> Shape:
         """Output shape for ``in_shape``; raises :class:`ShapeError` where it does not fit."""
@@ -416,6 +441,48 @@ class PoolBlock(Block):
         return f"{self.op}pool {self.kernel}/{self.stride or self.kernel}"
 
 
+class SepConvBlock(Block):
+    """``sepconv``: ReLU, 3x3 depthwise-separable conv (depthwise 3x3, then 1x1), BN -- RandWire's node op."""
+
+    kind: Literal["sepconv"]
+    channels: Channels
+    stride: Stride = 1
+
+    width_fields: ClassVar[tuple[str, ...]] = ("channels",)
+
+    def _hw(self, in_shape: Shape) -> tuple[int, int]:
+        return _require_spatial(in_shape, 3, self.stride, 1, "the 3x3 depthwise convolution")
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        return (self.channels, *self._hw(in_shape))
+
+    def param_count(self, in_shape: Shape) -> int:
+        c = in_shape[0]
+        return conv_params(c, c, 3, groups=c) + conv_params(c, self.channels, 1) + bn_params(self.channels)
+
+    def macs(self, in_shape: Shape) -> int:
+        c = in_shape[0]
+        h, w = self._hw(in_shape)
+        return (conv_params(c, c, 3, groups=c) + conv_params(c, self.channels, 1)) * h * w
+
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        h, w = self._hw(in_shape)
+        return OpCounts(bn=self.channels * h * w)
+
+    def label(self) -> str:
+        stride = f"/{self.stride}" if self.stride != 1 else ""
+        return f"sepconv 3x3{stride}"
+
+
+class IdentityBlock(Block):
+    """``identity``: passes its input through; with a list ``input``, a pure merge node (RandWire's output node)."""
+
+    kind: Literal["identity"]
+
+    def label(self) -> str:
+        return "identity"
+
+
 class ClassifierBlock(Block):
     """``classifier``: global average pooling, optional dropout, and a linear layer."""
 
@@ -498,5 +565,15 @@ class KindRegistry:
 
 
 KINDS = KindRegistry()
-for _cls in (ConvBlock, PlainBlock, BasicBlock, ResNeXtBlock, BottleneckBlock, PoolBlock, ClassifierBlock):
+for _cls in (
+    ConvBlock,
+    PlainBlock,
+    BasicBlock,
+    ResNeXtBlock,
+    BottleneckBlock,
+    PoolBlock,
+    SepConvBlock,
+    IdentityBlock,
+    ClassifierBlock,
+):
     KINDS.register(_cls)

@@ -314,7 +314,7 @@ def match_params(
     def invalid(err: HrgraphError) -> SpecError:
         return SpecError(f"resizing to {what} gives an invalid spec: {err.message}", **where)
 
-    counter = _Counter(spec, slots)
+    counter = _FullCounter(spec) if any(isinstance(n.input, list) for n in spec.nodes) else _Counter(spec, slots)
     memo: dict[tuple[int, ...], int] = {}
 
     def count(widths: dict[Slot, int]) -> int:
@@ -366,12 +366,29 @@ def match_params(
     return resized.replace(name=name or f"{base}-adjusted", description=description)
 
 
+class _FullCounter:
+    """:class:`_Counter`'s interface for specs with list inputs, which it does not model.
+
+    Each count validates and counts the resized spec (linear in its size, but a
+    constant factor slower than the memoised counter).
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+
+    def count(self, widths: Mapping[Slot, int]) -> _State:
+        return _State(total=count_params(_apply(self.spec, widths)))
+
+    def moved(self, state: _State, widths: Mapping[Slot, int], slot: Slot, value: int) -> int:
+        return count_params(_apply(self.spec, {**widths, slot: value}))
+
+
 def _fine_tune(
     slots: list[tuple[Slot, int, int]],
     widths: dict[Slot, int],
     goal: int,
     tolerance: float,
-    counter: _Counter,
+    counter: "_Counter | _FullCounter",
 ) -> dict[Slot, int]:
     """Move single widths by one multiple while that brings the count closer, until within tolerance.
 

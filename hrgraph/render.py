@@ -57,6 +57,8 @@ KIND_FILL = {
     "resnext": "#e0e7ff",
     "bottleneck": "#ede9fe",
     "pool": "#f3f4f6",
+    "sepconv": "#ecfccb",
+    "identity": "#f9fafb",
     "classifier": "#e5e7eb",
 }
 #: Above this many nodes, node labels take two lines instead of four, so a
@@ -79,8 +81,27 @@ def _node_label(node: NodeShape, *, compact: bool = False, extra: Iterable[str] 
         lines = [f"<b>{html.escape(node.id)}</b>  {html.escape(node.label)}", f"{shape}, {params}"]
     else:
         lines = [f"<b>{html.escape(node.id)}</b>", html.escape(node.label), shape, params]
+    if node.merge is not None:
+        merge = f"{node.merge.aggregate} of {len(node.inputs)} inputs"
+        lines.insert(1, f"<i>{html.escape(merge)}</i>") if not compact else lines.append(html.escape(merge))
     lines += [html.escape(text) for text in extra]
     return "<" + "<br/>".join(lines) + ">"
+
+
+def _main_edges(plan: ShapePlan) -> list[tuple[str, str]]:
+    """Every input link ``(source, node)``: the main path and each item of a list ``input``."""
+    return [(source or INPUT_ID, i) for i in plan.spec.node_ids for source in plan.nodes[i].inputs]
+
+
+def _draw_main(graph: graphviz.Digraph, plan: ShapePlan, source: str, target: str, **attrs: str) -> None:
+    """An input link; one of a list ``input`` after the first is lighter, and labelled when it is projected."""
+    node = plan.nodes[target]
+    if node.merge is None or source == node.inputs[0]:
+        _main_edge(graph, source, target, **attrs)
+        return
+    projection = next(p for p in node.merge.inputs if p.source == source)
+    label = {} if projection.identity else {"label": html.escape(projection.describe()), "fontcolor": MUTED}
+    _main_edge(graph, source, target, **{"penwidth": "1.4", "weight": "10", **label, **attrs})
 
 
 def _edge_html(key: tuple[str, str], *lines: str, prefix: str = "") -> str:
@@ -193,9 +214,9 @@ def plan_diagram(
     for node_id in spec.node_ids:
         node = plan.nodes[node_id]
         graph.node(node_id, _node_label(node, compact=compact), fillcolor=KIND_FILL.get(node.kind, "white"))
-    main = [(plan.nodes[i].input or INPUT_ID, i) for i in spec.node_ids]
+    main = _main_edges(plan)
     for source, target in main:
-        _main_edge(graph, source, target)
+        _draw_main(graph, plan, source, target)
     depth = _depths(main)
     off = set(disabled)
     ablated = list(ablated)
@@ -208,6 +229,8 @@ def plan_diagram(
         key = projection.edge.key
         _long_edge(graph, key, _edge_html(key, edge_text(projection), prefix="(ablated) "), depth, color=ABLATED, style="dashed")
     entries = [(SOLID, MAIN, "main path"), (THIN, LONG, "long-range edge: projection")]
+    if plan.merges:
+        entries.insert(1, (THIN, MAIN, "further input of a merge (labelled where projected)"))
     if any(p.identity for p in plan.projections.values()):
         entries.append((THIN, IDENTITY, "long-range edge: identity"))
     if off:
@@ -315,11 +338,11 @@ def diff_diagram(diff: SpecDiff, *, rankdir: str = "TB") -> graphviz.Digraph:
             penwidth="2",
             style=style,
         )
-    main_a = {(a.nodes[i].input or INPUT_ID, i) for i in a.spec.node_ids}
-    main_b = [(b.nodes[i].input or INPUT_ID, i) for i in b.spec.node_ids]
-    removed_main = [(s, t) for s, t in ((a.nodes[i].input or INPUT_ID, i) for i in a.spec.node_ids) if (s, t) not in set(main_b)]
+    main_a = set(_main_edges(a))
+    main_b = _main_edges(b)
+    removed_main = [(s, t) for s, t in _main_edges(a) if (s, t) not in set(main_b)]
     for source, target in main_b:
-        _main_edge(graph, source, target, **({} if (source, target) in main_a else {"color": ADDED}))
+        _draw_main(graph, b, source, target, **({} if (source, target) in main_a else {"color": ADDED}))
     for source, target in removed_main:
         _main_edge(graph, source, target, color=REMOVED, style="dashed", weight="1")
     depth = _depths(main_b + removed_main)

@@ -10,7 +10,7 @@ identity unless it asks for a convolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -21,7 +21,7 @@ from .graph import check_graph, topological_order
 from .kinds import Shape, bn_params, conv_params
 from .spec import Edge, InputShape, Spec
 
-__all__ = ["Projection", "NodeShape", "ShapePlan", "infer_shapes", "count_params", "format_count", "format_shape"]
+__all__ = ["Projection", "Merge", "NodeShape", "ShapePlan", "plan_merge", "infer_shapes", "count_params", "format_count", "format_shape"]
 
 #: Refuse specs above this many parameters (8 GB of float32 weights) unless
 #: the caller raises the limit: a typo should fail here, not in an allocator.
@@ -74,6 +74,9 @@ class Projection:
     conv: tuple[int, int] | None
     params: int
     macs: int
+    #: ``"edge"``: a long-range edge (``model.projections``); ``"input"``: one
+    #: input of a node's list ``input``, projected onto the merge's shape (``model.inputs``).
+    role: str = "edge"
 
     @property
     def source(self) -> str:
@@ -99,10 +102,16 @@ class Projection:
     def identity(self) -> bool:
         return self.pool is None and self.conv is None
 
+    @property
+    def gate(self) -> str:
+        """``none``, ``scalar`` or ``sigmoid`` (the edge's learnable weight; its one parameter is in ``params``)."""
+        return self.edge.gate
+
     def describe(self) -> str:
         """One line, e.g. ``avgpool 4 -> 1x1 conv 64->512 + BN, 33.8k params``."""
+        gate = "" if self.gate == "none" else f", {self.gate} gate"
         if self.identity:
-            return "identity"
+            return f"identity{gate}"
         parts = []
         if self.pool == "adaptive":
             parts.append(f"adaptive avgpool {self.out_shape[1]}x{self.out_shape[2]}")
@@ -111,8 +120,36 @@ class Projection:
             parts.append(f"{self.pool}pool {kh}" if kh == kw else f"{self.pool}pool {kh}x{kw}")
         if self.conv is not None:
             parts.append(f"1x1 conv {self.conv[0]}->{self.conv[1]} + BN")
-        text = " -> ".join(parts)
+        text = " -> ".join(parts) + gate
         return f"{text}, {format_count(self.params)} params" if self.conv else text
+
+
+@dataclass(frozen=True)
+class Merge:
+    """How a node's list ``input`` is merged before its block.
+
+    ``inputs`` holds one projection per listed node, onto ``out_shape`` (for
+    ``concat``, onto its own channels and the common spatial size).  ``params``
+    counts the projections and, for ``weighted``, one weight per input.
+    """
+
+    node: str
+    aggregate: str
+    inputs: tuple[Projection, ...]
+    out_shape: Shape
+
+    @property
+    def params(self) -> int:
+        return sum(p.params for p in self.inputs) + (len(self.inputs) if self.aggregate == "weighted" else 0)
+
+    @property
+    def macs(self) -> int:
+        return sum(p.macs for p in self.inputs)
+
+    def describe(self) -> str:
+        """One line, e.g. ``weighted of 3 inputs, 3 params``."""
+        text = f"{self.aggregate} of {len(self.inputs)} inputs"
+        return f"{text}, {format_count(self.params)} params" if self.params else text
 
 
 @dataclass(frozen=True)
@@ -128,6 +165,10 @@ class NodeShape:
     out_shape: Shape
     params: int
     macs: int
+    #: Every node feeding this one, in order (``input`` is the first); ``None`` is the network input.
+    inputs: tuple[str | None, ...] = ()
+    #: The merge of a list ``input``, or ``None``.
+    merge: Merge | None = None
 
 
 @dataclass(frozen=True)
@@ -141,16 +182,26 @@ class ShapePlan:
     nodes: dict[str, NodeShape]
     projections: dict[tuple[str, str], Projection]
     incoming: dict[str, tuple[Projection, ...]]
+    #: The merges of nodes with a list ``input``, by node id, in topological order.
+    merges: dict[str, Merge] = field(default_factory=dict)
 
     @property
     def params(self) -> int:
         """Learnable parameters of the whole network."""
-        return sum(n.params for n in self.nodes.values()) + sum(p.params for p in self.projections.values())
+        return (
+            sum(n.params for n in self.nodes.values())
+            + sum(p.params for p in self.projections.values())
+            + sum(m.params for m in self.merges.values())
+        )
 
     @property
     def macs(self) -> int:
         """Multiply-accumulates of one forward pass of one sample (convolutions and linear layers)."""
-        return sum(n.macs for n in self.nodes.values()) + sum(p.macs for p in self.projections.values())
+        return (
+            sum(n.macs for n in self.nodes.values())
+            + sum(p.macs for p in self.projections.values())
+            + sum(m.macs for m in self.merges.values())
+        )
 
     @property
     def output_shape(self) -> Shape:
@@ -171,6 +222,7 @@ class ShapePlan:
                     "kind": n.kind,
                     "block": n.label,
                     "input": n.input,
+                    **({"inputs": list(n.inputs), "aggregate": n.merge.aggregate} if n.merge else {}),
                     "in_shape": list(n.in_shape),
                     "out_shape": list(n.out_shape),
                     "params": n.params,
@@ -189,11 +241,24 @@ class ShapePlan:
                     "in_shape": list(p.in_shape),
                     "out_shape": list(p.out_shape),
                     "params": p.params,
+                    **({"gate": p.gate} if p.gate != "none" else {}),
                     "description": p.describe(),
                 }
                 for p in self.projections.values()
             ],
+            **({"merges": [_merge_dict(m) for m in self.merges.values()]} if self.merges else {}),
         }
+
+
+def _merge_dict(m: Merge) -> dict[str, Any]:
+    return {
+        "node": m.node,
+        "aggregate": m.aggregate,
+        "inputs": [p.source for p in m.inputs],
+        "out_shape": list(m.out_shape),
+        "params": m.params,
+        "projections": [p.describe() for p in m.inputs],
+    }
 
 
 def _edge_error(spec: Spec, edge: Edge, message: str) -> ShapeError:
@@ -201,6 +266,80 @@ def _edge_error(spec: Spec, edge: Edge, message: str) -> ShapeError:
     mark = spec.locate("edges", index)
     where = {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
     return ShapeError(message, edge=edge.name, **where)
+
+
+def _input_where(spec: Spec, node_id: str, k: int) -> dict[str, Any]:
+    position = spec.node_index[node_id]
+    listed = isinstance(spec.nodes[position].input, list)
+    mark = spec.locate("nodes", position, "input", k) if listed else spec.locate("nodes", position, "input")
+    return {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
+
+
+def plan_merge(spec: Spec, node_id: str, shapes: list[Shape], max_activation: int = MAX_ACTIVATION) -> Merge:
+    """The merge of ``node_id``'s list ``input``, whose nodes have ``shapes``.
+
+    ``sum``, ``mean`` and ``weighted`` keep the first input's channels and the
+    smallest spatial size; every input gets the edge rule onto that shape
+    (average pooling by the integer ratio, a 1x1 conv + BN where channels
+    differ).  ``concat`` needs one spatial size and adds up the channels.
+
+    Raises
+    ------
+    ShapeError
+        Spatial sizes that do not divide (sum, mean, weighted) or differ
+        (concat), located at the offending item of ``input``.
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec
+    >>> spec = load_spec('''
+    ... input: {channels: 3, height: 32, width: 32}
+    ... nodes:
+    ...   - {id: a, kind: conv, channels: 16}
+    ...   - {id: b, kind: conv, channels: 32, stride: 2}
+    ...   - {id: c, kind: identity, input: [b, a], aggregate: weighted}
+    ...   - {id: head, kind: classifier, classes: 10}
+    ... ''')
+    >>> merge = plan_merge(spec, "c", [(32, 16, 16), (16, 32, 32)])
+    >>> merge.out_shape, [p.describe() for p in merge.inputs], merge.params
+    ((32, 16, 16), ['identity', 'avgpool 2 -> 1x1 conv 16->32 + BN, 576 params'], 578)
+    """
+    block = spec.node(node_id)
+    sources = block.inputs
+    if block.aggregate == "concat":
+        size = shapes[0][1:]
+        for k, shape in enumerate(shapes):
+            if shape[1:] != size:
+                raise ShapeError(
+                    f"aggregate: concat joins inputs of one spatial size, but '{sources[0]}' is "
+                    f"{size[0]}x{size[1]} and '{sources[k]}' is {shape[1]}x{shape[2]}; use aggregate: sum, mean "
+                    "or weighted (which pool to the smallest size), or pool the larger input first",
+                    node=node_id,
+                    **_input_where(spec, node_id, k),
+                )
+        out: Shape = (sum(s[0] for s in shapes), size[0], size[1])
+        targets = list(shapes)
+    else:
+        h, w = min(s[1] for s in shapes), min(s[2] for s in shapes)
+        for k, (_, sh, sw) in enumerate(shapes):
+            if sh % h or sw % w:
+                raise ShapeError(
+                    f"input '{sources[k]}' is {sh}x{sw}, not an integer multiple of the merge's {h}x{w} "
+                    "(its smallest input), so it cannot be average-pooled onto it",
+                    node=node_id,
+                    **_input_where(spec, node_id, k),
+                )
+        out = (shapes[0][0], h, w)
+        targets = [out] * len(shapes)
+    if _elements(out) > max_activation:
+        raise ShapeError(
+            f"merged input {_too_large(out, max_activation)}", node=node_id, **_node_where(spec, spec.node_index[node_id])
+        )
+    inputs = tuple(
+        replace(plan_projection(spec, Edge(**{"from": source, "to": node_id}), shape, target), role="input")
+        for source, shape, target in zip(sources, shapes, targets)
+    )
+    return Merge(node=node_id, aggregate=block.aggregate, inputs=inputs, out_shape=out)
 
 
 def plan_projection(spec: Spec, edge: Edge, src: Shape, dst: Shape) -> Projection:
@@ -246,6 +385,7 @@ def plan_projection(spec: Spec, edge: Edge, src: Shape, dst: Shape) -> Projectio
         out_c = (edge.channels or c) if needs_conv else c
     conv = (c, out_c) if needs_conv else None
     params = conv_params(c, out_c, 1) + bn_params(out_c) if conv else 0
+    params += 0 if edge.gate == "none" else 1
     return Projection(
         edge=edge,
         in_shape=src,
@@ -307,13 +447,21 @@ def infer_shapes(
     by_target: dict[str, list[Edge]] = {node_id: [] for node_id in order}
     for edge in spec.edges:
         by_target[edge.to].append(edge)
+    merges: dict[str, Merge] = {}
     total = 0
     for node_id in order:
         position = spec.node_index[node_id]
         block = spec.nodes[position]
-        source = spec.main_input(position)
+        sources = spec.node_inputs(position)
+        source = sources[0]
         in_shape = shape_in if source is None else nodes[source].out_shape
         where = _node_where(spec, position)
+        merge = None
+        if isinstance(block.input, list):
+            merge = plan_merge(spec, node_id, [nodes[s].out_shape for s in sources], max_activation)
+            merges[node_id] = merge
+            in_shape = merge.out_shape
+            total += merge.params
         try:
             block_shape = tuple(block.out_shape(in_shape))
             params = block.param_count(in_shape)
@@ -350,6 +498,8 @@ def infer_shapes(
             out_shape=out_shape,
             params=params,
             macs=macs,
+            inputs=sources,
+            merge=merge,
         )
     # Order projections as the spec lists its edges.
     projections = {e.key: projections[e.key] for e in spec.edges}
@@ -361,6 +511,7 @@ def infer_shapes(
         nodes=nodes,
         projections=projections,
         incoming={k: tuple(v) for k, v in incoming.items()},
+        merges=merges,
     )
 
 

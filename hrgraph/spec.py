@@ -95,6 +95,8 @@ class Edge(_Frozen):
     projected source as extra channels (DenseNet-style), widening the target.
     ``pool``: ``avg`` (kernel = stride = the integer ratio), ``max``, or
     ``adaptive`` (adaptive average pooling, which allows non-integer ratios).
+    ``gate``: ``scalar`` or ``sigmoid`` multiply the projected source by a
+    learnable weight that starts at 1, so a gated network starts as the ungated one.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
@@ -106,6 +108,11 @@ class Edge(_Frozen):
     pool: Literal["avg", "max", "adaptive"] = "avg"
     channels: Annotated[int, Field(gt=0, le=MAX_CHANNELS)] | None = Field(
         default=None, description="Output channels of a concat edge's 1x1 conv (default: the source's)."
+    )
+    gate: Literal["none", "scalar", "sigmoid"] = Field(
+        default="none",
+        description="A learnable weight on the projected source: 'scalar' (w, from 1) or 'sigmoid' "
+        "(2*sigmoid(w), from 1); 'none' adds it as is.",
     )
 
     @model_validator(mode="after")
@@ -213,11 +220,26 @@ class Spec(_Frozen):
         return [n.id for n in self.nodes]
 
     def main_input(self, position: int) -> str | None:
-        """Id of the node feeding ``nodes[position]`` (``None``: the network input)."""
-        node = self.nodes[position]
-        if node.input is not None:
-            return node.input
-        return self.nodes[position - 1].id if position > 0 else None
+        """Id of the node feeding ``nodes[position]`` (``None``: the network input).
+
+        For a node with a list ``input``, the first listed node: the one whose
+        channels a ``sum``, ``mean`` or ``weighted`` merge keeps.
+        """
+        return self.node_inputs(position)[0]
+
+    def node_inputs(self, position: int) -> tuple[str | None, ...]:
+        """Ids of every node feeding ``nodes[position]``, in order (``(None,)``: the network input).
+
+        Examples
+        --------
+        >>> spec = load_spec("specs/resnet18.yaml")
+        >>> spec.node_inputs(0), spec.node_inputs(2)
+        ((None,), ('stage1',))
+        """
+        listed = self.nodes[position].inputs
+        if listed:
+            return listed
+        return (self.nodes[position - 1].id if position > 0 else None,)
 
     @property
     def path(self) -> str | None:

@@ -40,8 +40,25 @@ KINDS = {
         {"from": "a", "to": "p", "merge": "concat", "projection": "conv", "channels": 8},
     ],
 }
+# List inputs with every aggregate, sepconv and identity nodes, gated edges.
+MERGES = {
+    "name": "merges",
+    "input": {"channels": 3, "height": 16, "width": 16},
+    "nodes": [
+        {"id": "stem", "kind": "conv", "channels": 8},
+        {"id": "a", "kind": "sepconv", "channels": 16, "stride": 2},
+        {"id": "b", "kind": "sepconv", "channels": 16},
+        {"id": "c", "kind": "sepconv", "channels": 16, "input": ["a", "b", "stem"], "aggregate": "weighted"},
+        {"id": "d", "kind": "basic", "channels": 16, "depth": 1, "input": ["c", "stem"], "aggregate": "mean"},
+        {"id": "cat", "kind": "identity", "input": ["c", "d", "b"], "aggregate": "concat"},
+        {"id": "out", "kind": "identity", "input": ["cat", "stem"]},
+        {"id": "head", "kind": "classifier", "classes": 5},
+    ],
+    "edges": [{"from": "stem", "to": "c", "gate": "scalar"}, {"from": "a", "to": "out", "gate": "sigmoid"}],
+}
 EXTRA = {
     "every-kind": KINDS,
+    "merges": MERGES,
     "random-concat": random_dag_spec(12, seed=2, merge_concat=0.5, kinds=("basic", "plain", "resnext")),
 }
 CASES = [pytest.param(path, id=spec_id(path)) for path in SPECS] + [pytest.param(s, id=k) for k, s in EXTRA.items()]
@@ -62,6 +79,7 @@ def test_rows_sum_to_the_plan_totals(source):
     assert sum(r.cost.macs for r in table.rows) == table.total.macs == plan.macs
     assert [r.name for r in table.nodes] == list(plan.order)
     assert [r.name for r in table.projections] == [p.name for p in plan.projections.values()]
+    assert len(table.merges) == sum(len(m.inputs) + 1 for m in plan.merges.values())
     for what in ("params", "macs", "activations"):
         assert sum(table.share(r, what) for r in table.rows) == pytest.approx(1.0)
 
@@ -138,11 +156,19 @@ def test_agrees_with_the_built_model_and_torch_flop_counter(source):
         module = model.nodes[node_id]
         assert row[node_id].params == sum(q.numel() for q in module.parameters()), node_id
         assert row[node_id].macs == pytest.approx(flops.get(f"HrNet.nodes.{node_id}", 0) / 2, rel=0.01), node_id
+    def params(table, name):
+        return sum(q.numel() for q in table[name].parameters()) if name in table else 0
+
     for p in model.plan.projections.values():
-        module = model.projections[p.module_name] if p.module_name in model.projections else None
-        assert row[p.name].params == (0 if module is None else sum(q.numel() for q in module.parameters())), p.name
+        assert row[p.name].params == params(model.projections, p.module_name) + params(model.gates, p.module_name), p.name
         measured = flops.get(f"HrNet.projections.{p.module_name}", 0) / 2
         assert row[p.name].macs == pytest.approx(measured, rel=0.01), p.name
+    for merge in model.plan.merges.values():
+        assert row[f"{merge.node} ({merge.aggregate})"].params == params(model.aggregates, merge.node)
+        for p in merge.inputs:
+            name = f"{p.source}->{merge.node} (input)"
+            assert row[name].params == params(model.inputs, p.module_name), name
+            assert row[name].macs == pytest.approx(flops.get(f"HrNet.inputs.{p.module_name}", 0) / 2, rel=0.01), name
 
 
 # -- the command ---------------------------------------------------------------------

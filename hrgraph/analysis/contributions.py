@@ -27,14 +27,15 @@ from .figures import PALETTE, figure_bytes, new_figure
 __all__ = ["contributions", "contribution_figure", "COLUMNS"]
 
 #: Columns of ``contributions.csv``, in order.
-COLUMNS = ["node", "path", "kind", "source", "merge", "projection", "mean_abs", "ratio", "elements"]
+COLUMNS = ["node", "path", "kind", "source", "merge", "projection", "mean_abs", "ratio", "elements", "gate"]
 
 
 def _reader(model: HrNet, source: str) -> tuple[Any, str] | None:
     """A module whose first input is ``source``'s final value: ``(module, what)``, or ``None``."""
     spec = model.spec
     for position, node in enumerate(spec.nodes):
-        if spec.main_input(position) == source:
+        # A node with a list input reads the merge, not its first input.
+        if spec.main_input(position) == source and not isinstance(node.input, list):
             return model.nodes[node.id], f"input of {node.id}"
     for p in model.plan.projections.values():
         if p.source == source and not p.identity:
@@ -106,6 +107,9 @@ def contributions(model: HrNet, batches: Iterable[tuple[Tensor, Tensor]]) -> lis
             for p in projections:
                 key = (node, p.name)
                 sums[key] = [None, 0]
+                if p.gate != "none":  # what is summed is the gated term
+                    handles.append(model.gates[p.module_name].register_forward_hook(output_hook(key)))
+                    continue
                 if not p.identity:
                     handles.append(model.projections[p.module_name].register_forward_hook(output_hook(key)))
                     continue
@@ -134,13 +138,21 @@ def contributions(model: HrNet, batches: Iterable[tuple[Tensor, Tensor]]) -> lis
         block = mean((node, "block"))
         rows.append({"node": node, "path": "block", "kind": "block", "source": plan.spec.main_input(plan.spec.node_index[node]) or "input",
                      "merge": "", "projection": plan.nodes[node].label, "mean_abs": block, "ratio": 1.0,
-                     "elements": sums[(node, "block")][1]})
+                     "elements": sums[(node, "block")][1], "gate": ""})
         for p in projections:
             value = mean((node, p.name))
             rows.append({"node": node, "path": p.name, "kind": "projection", "source": p.source, "merge": p.merge,
                          "projection": p.describe(), "mean_abs": value,
-                         "ratio": value / block if block else float("nan"), "elements": sums[(node, p.name)][1]})
+                         "ratio": value / block if block else float("nan"), "elements": sums[(node, p.name)][1],
+                         "gate": _gate_value(model, p)})
     return rows
+
+
+def _gate_value(model: HrNet, p: Any) -> float | str:
+    """The current weight of an edge's gate (its ``scale()``), or ``""`` for an ungated edge."""
+    if p.gate == "none":
+        return ""
+    return float(model.gates[p.module_name].scale().detach().item())
 
 
 def contribution_figure(rows: list[dict[str, Any]], title: str = "", fmt: str = "png") -> bytes:

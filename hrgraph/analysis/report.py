@@ -187,7 +187,8 @@ def _markdown(result: dict[str, Any], run: Any, grad_path: Path | None) -> str:
             "|---|---|---|---:|---:|",
         ]
         for r in rows:
-            lines.append(f"| {r['node']} | {r['path']} | {r['projection']} | {r['mean_abs']:.4g} | {r['ratio']:.3f} |")
+            gate = f" (gate now {r['gate']:.3f}; mean abs after it)" if r.get("gate", "") != "" else ""
+            lines.append(f"| {r['node']} | {r['path']} | {r['projection']}{gate} | {r['mean_abs']:.4g} | {r['ratio']:.3f} |")
         ratios = [r["ratio"] for r in rows if r["kind"] == "projection" and not math.isnan(r["ratio"])]
         if ratios:
             lines += ["", f"Projections / block path: mean ratio {sum(ratios) / len(ratios):.3f} over {len(ratios)} "
