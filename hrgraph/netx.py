@@ -257,6 +257,14 @@ def _check_edge(name: str, attrs: Mapping[str, Any]) -> None:
     role = attrs.get("role", "input")
     if role not in ROLES:
         raise SpecError(f"role must be one of {', '.join(ROLES)}, not {role!r}{did_you_mean(str(role), ROLES)}", edge=name)
+    options = sorted(k for k in attrs if k not in EDGE_ATTRIBUTES)
+    if role == "input" and options:
+        # Silently dropping them would build another network than the file describes.
+        raise SpecError(
+            f"{', '.join(options)}: options of a long-range edge, but this edge is an input "
+            "(give it role 'edge' or 'input+edge', or leave the options out)",
+            edge=name,
+        )
 
 
 def _directed(graph: nx.Graph) -> nx.DiGraph:

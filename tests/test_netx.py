@@ -12,6 +12,7 @@ lists a cycle's nodes; ``message`` is a fragment of the message.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -28,10 +29,6 @@ from .conftest import ROOT, SPECS
 
 EXAMPLES = sorted((ROOT / "specs" / "examples").glob("*.yaml"))
 CASES = sorted(p for p in (ROOT / "tests" / "import_cases").iterdir() if p.suffix in (".graphml", ".gml", ".csv"))
-
-
-def has_kind(kind: str) -> bool:
-    return kind in hrgraph.KINDS
 
 
 # -- round trips -------------------------------------------------------------------
@@ -54,7 +51,7 @@ def test_export_attributes():
     assert list(graph) == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
     assert graph.graph["input_height"] == 32 and graph.graph["name"] == "hiresnet18"
     assert graph.graph["residuals_entry"] == "output"
-    assert graph.nodes["stage2"] == {"kind": "basic", "channels": 128, "depth": 2, "stride": 2, "index": 2}
+    assert graph.nodes["stage2"] == {"kind": "basic", "channels": 128, "depth": 2, "stride": 2, "aggregate": "sum", "index": 2}
     assert graph.edges["stem", "stage1"] == {"role": "input", "implicit": True}
     assert graph.edges["stem", "stage3"] == {"role": "edge", "projection": "auto", "merge": "sum", "pool": "avg", "index": 1}
     assert graph.number_of_edges() == 5 + 6
@@ -90,6 +87,36 @@ def test_round_trip_explicit_inputs_and_an_edge_beside_an_input(tmp_path):
     nx.write_graphml(graph, tmp_path / "b.graphml")
     assert import_graph(tmp_path / "b.gml").spec == spec
     assert import_graph(tmp_path / "b.graphml").spec == spec
+
+
+LISTED = """
+input: {channels: 3, height: 32, width: 32}
+nodes:
+  - {id: stem, kind: conv, channels: 16, stride: 2}
+  - {id: a, kind: sepconv, channels: 32, stride: 2}
+  - {id: b, kind: sepconv, channels: 32, input: a}
+  - {id: c, kind: sepconv, channels: 32, input: [a, b], aggregate: weighted}
+  - {id: single, kind: sepconv, channels: 32, input: [c]}
+  - {id: out, kind: identity, input: [b, single], aggregate: mean}
+  - {id: head, kind: classifier, classes: 10}
+edges:
+  - {from: stem, to: c, gate: scalar}
+  - {from: a, to: single, gate: sigmoid}
+  - {from: b, to: out}
+"""
+
+
+def test_round_trip_listed_inputs_and_gates(tmp_path):
+    spec = hrgraph.load_spec(LISTED)
+    graph = to_networkx(spec)
+    assert graph.edges["b", "c"] == {"role": "input", "order": 1}
+    assert graph.edges["c", "single"] == {"role": "input", "order": 0}  # a list of one stays a list
+    assert graph.edges["stem", "c"]["gate"] == "scalar"
+    assert graph.edges["b", "out"]["role"] == "input+edge"
+    assert graph.nodes["c"]["aggregate"] == "weighted"
+    assert from_networkx(graph) == spec
+    nx.write_gml(graph, tmp_path / "l.gml")
+    assert import_graph(tmp_path / "l.gml").spec == spec
 
 
 def test_top_level_options_override_graph_attributes():
@@ -148,17 +175,13 @@ def test_duplicate_ids_after_cleaning():
         "1st": "n1st",
         "forward": "forward_node",
     }
-    result = convert(graph, default_kind="conv", break_cycles=None, classes=None, name="x") if has_kind("identity") else None
-    if result is None:
-        pytest.skip("needs multi-input nodes (the core of issue 11)")
+    result = convert(graph, default_kind="conv")
     assert result.renamed == {"V2/V3": "V2_V3_2", "a b": "a_b", "a-b": "a_b_2", "1st": "n1st", "forward": "forward_node"}
     assert result.added == ["stem"]
     assert node_ids(nx.DiGraph([("x" * 70, "y"), ("x" * 64, "z")]))["x" * 70] == "x" * 62 + "_2"
 
 
 def test_stem_output_and_head_for_several_sources_and_sinks():
-    if not has_kind("identity"):
-        pytest.skip("needs multi-input nodes and the identity kind (the core of issue 11)")
     graph = nx.DiGraph([("a", "c"), ("b", "c"), ("c", "d"), ("c", "e")])
     spec = from_networkx(graph, default_kind="sepconv", classes=10, aggregate="weighted")
     assert [n.id for n in spec.nodes] == ["stem", "a", "b", "c", "d", "e", "output", "head"]
@@ -169,8 +192,6 @@ def test_stem_output_and_head_for_several_sources_and_sinks():
 
 
 def test_random_graph_compiles():
-    if not has_kind("sepconv"):
-        pytest.skip("needs sepconv and multi-input nodes (the core of issue 11)")
     torch = pytest.importorskip("torch")
     graph = nx.watts_strogatz_graph(12, 4, 0.75, seed=1)
     spec = from_networkx(graph, default_channels=8, input=(3, 16, 16), classes=10)
@@ -244,17 +265,17 @@ def test_graphml_gml_and_csv_import(tmp_path):
         spec = import_graph(tmp_path / name, classes=10).spec
         assert spec == expected, name
         hrgraph.infer_shapes(spec)
-    (tmp_path / "edges.csv").write_text("source,target,projection\nretina,LGN,\nLGN,V1,\nretina,V1,conv\n")
+    (tmp_path / "edges.csv").write_text("source,target\nretina,LGN\nLGN,V1\nretina,V1\n")
     (tmp_path / "matrix.csv").write_text(",retina,LGN,V1\nretina,0,0.7,0\nLGN,0,0,1.5\nV1,0,0,0\n")
     (tmp_path / "bare.csv").write_text("retina,LGN,V1\n0,1,0\n0,0,1\n0,0,0\n")
     for name in ("matrix.csv", "bare.csv"):
         spec = import_graph(tmp_path / name, default_kind="conv", default_channels=16, classes=10).spec
         assert [(n.id, n.input) for n in spec.nodes] == [("retina", None), ("LGN", None), ("V1", None), ("head", None)]
         assert spec.name == name[:-4]
-    if has_kind("sepconv"):
-        spec = import_graph(tmp_path / "edges.csv", default_channels=16, classes=10).spec
-        assert spec.node("V1").input == ["retina", "LGN"]
-        assert hrgraph.infer_shapes(spec)
+    spec = import_graph(tmp_path / "edges.csv", default_channels=16, classes=10).spec
+    assert spec.node("V1").input == ["retina", "LGN"] and spec.node("V1").kind == "sepconv"
+    assert [(e.name, e.projection) for e in spec.edges] == []
+    assert hrgraph.infer_shapes(spec)
 
 
 def test_gml_without_labels_uses_ids(tmp_path):
@@ -268,9 +289,10 @@ def test_file_values_are_converted(tmp_path):
     # GML has no booleans (networkx writes 1) and a CSV only text.
     (tmp_path / "g.gml").write_text('graph [ directed 1 node [ id 0 label "a" kind "conv" channels 8 maxpool 1 ] ]')
     assert import_graph(tmp_path / "g.gml").spec.node("a").maxpool is True
-    (tmp_path / "e.csv").write_text("source,target,role,projection\na,b,input,\na,c,input,\nb,c,edge,conv\n")
+    (tmp_path / "e.csv").write_text("source,target,role,projection,gate,order\na,b,,,,\na,c,input,,,0\nb,c,edge,conv,scalar,\n")
     spec = import_graph(tmp_path / "e.csv", default_kind="conv").spec
-    assert [(e.name, e.projection) for e in spec.edges] == [("b->c", "conv")]
+    assert [(e.name, e.projection, e.gate) for e in spec.edges] == [("b->c", "conv", "scalar")]
+    assert spec.node("c").input == ["a"]
 
 
 def expectation(path: Path) -> dict[str, str]:
@@ -339,3 +361,11 @@ def test_cli_refuses_an_unknown_suffix(tmp_path):
     (tmp_path / "g.txt").write_text("a b\n")
     result = CliRunner().invoke(main, ["import", str(tmp_path / "g.txt")])
     assert result.exit_code == 1 and "give --format" in result.stderr
+
+
+def test_docs_python_example_runs():
+    text = (ROOT / "docs" / "import.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/import.md", "exec"), {})
