@@ -53,7 +53,7 @@ def test_export_attributes():
     assert graph.graph["residuals_entry"] == "output"
     assert graph.nodes["stage2"] == {"kind": "basic", "channels": 128, "depth": 2, "stride": 2, "aggregate": "sum", "index": 2}
     assert graph.edges["stem", "stage1"] == {"role": "input", "implicit": True}
-    assert graph.edges["stem", "stage3"] == {"role": "edge", "projection": "auto", "merge": "sum", "pool": "avg", "index": 1}
+    assert graph.edges["stem", "stage3"] == {"role": "edge", "projection": "auto", "merge": "sum", "pool": "avg", "gate": "none", "index": 1}
     assert graph.number_of_edges() == 5 + 6
 
 
