@@ -1,7 +1,7 @@
 # `make demo` and `make test` each do all the set-up first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast specs gallery bench bench-train data reproduce results
+.PHONY: setup demo test test-fast specs gallery bench bench-train data reproduce results reproduce-ablation results-ablation
 
 setup:
 	@bash scripts/setup.sh
@@ -58,3 +58,20 @@ results:
 		--csv docs/results/fashion-mnist-cpu.csv --figure docs/results/fashion-mnist-cpu-curves.png --target-acc 0.85
 	$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s0 --device cpu \
 		-o docs/results/hiresnet18-fashion-mnist-s0
+
+# The paper's Table 2 at CPU scale (docs/results.md): ResNet-18, HiResNet-18, -In, -Out and
+# the six single-edge variants at width 0.25 on Fashion-MNIST, 3 seeds (30 runs, about
+# 2 hours on 2 cores; rerun to resume), then its report and the analysis of every
+# HiResNet-18 seed (contributions, edge cut) into docs/results/.
+reproduce-ablation: setup data
+	$(PYTHON) -m hrgraph experiment experiments/fashion-mnist-ablation.yaml --runs-dir $(RUNS)/fashion-mnist-ablation
+	$(MAKE) results-ablation
+
+results-ablation:
+	mkdir -p docs/results
+	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-ablation -o docs/results/fashion-mnist-ablation.md \
+		--csv docs/results/fashion-mnist-ablation.csv --figure docs/results/fashion-mnist-ablation-curves.png --target-acc 0.85
+	for seed in 0 1 2; do \
+		$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-ablation/hiresnet18__fashion-mnist__s$$seed --device cpu \
+			-o docs/results/ablation-hiresnet18-s$$seed || exit 1; \
+	done

@@ -33,20 +33,24 @@ class GalleryEntry:
     description: str = ""
     summary: str = ""  # the cells of its row in the page's table
     error: HrgraphError | None = None
+    key: str = ""  # the spec's path below the gallery's folder, without suffix ("examples/densenet-cifar")
 
 
-def _entry(path: Path, out_dir: Path, allow_imports: bool) -> GalleryEntry:
+def _entry(path: Path, name: Path, out_dir: Path, allow_imports: bool) -> GalleryEntry:
+    # name: the spec's path below the gallery's folder (a subfolder's specs are drawn into the same subfolder).
     try:
         plan = infer_shapes(load_spec(path, allow_imports=allow_imports))
-        image = write_diagram(plan_diagram(plan).source, out_dir / f"{path.stem}.svg")
+        image = out_dir / name.with_suffix(".svg")
+        image.parent.mkdir(parents=True, exist_ok=True)
+        image = write_diagram(plan_diagram(plan).source, image)
     except HrgraphError as err:
-        return GalleryEntry(spec=path, image=None, name=path.stem, error=err)
+        return GalleryEntry(spec=path, image=None, name=path.stem, error=err, key=name.with_suffix("").as_posix())
     edge_params = sum(p.params for p in plan.projections.values())
     summary = (
         f"{len(plan.spec.nodes)} | {len(plan.projections)} | {plan.params:,} ({format_count(plan.params)}) | "
         f"{format_count(edge_params)} | {'x'.join(map(str, plan.input_shape))}"
     )
-    return GalleryEntry(path, image, plan.spec.name or path.stem, plan.spec.description, summary)
+    return GalleryEntry(path, image, plan.spec.name or path.stem, plan.spec.description, summary, key=name.with_suffix("").as_posix())
 
 
 def _md(text: str) -> str:
@@ -56,7 +60,8 @@ def _md(text: str) -> str:
 
 
 def _anchor(entry: GalleryEntry) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in entry.spec.stem)
+    # The file's path below the gallery's folder: its stem for a spec of the folder itself.
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in entry.key.replace("/", "-"))
 
 
 def _markdown(entries: list[GalleryEntry], index: Path, spec_dir: Path) -> str:
@@ -93,12 +98,12 @@ def write_gallery(
     *,
     allow_imports: bool = False,
 ) -> list[GalleryEntry]:
-    """Draw every ``*.yaml`` spec of ``spec_dir`` to ``out_dir/<stem>.svg`` and write the index page.
+    """Draw every ``*.yaml`` spec of ``spec_dir`` and its subfolders to ``out_dir/<path>.svg`` and write the index page.
 
     Parameters
     ----------
     spec_dir : path
-        Directory of specs (``*.yaml``, in sorted order).
+        Directory of specs (``*.yaml``: its own in sorted order, then its subfolders').
     out_dir : path
         Directory for the SVGs; created if missing.
     index : path, optional
@@ -124,7 +129,9 @@ def write_gallery(
         raise RenderError(f"Graphviz's 'dot' program is not on PATH, so no SVG can be drawn: {INSTALL_HINT}")
     out_dir.mkdir(parents=True, exist_ok=True)
     # One spec that fails (even in Graphviz) is listed with its error; the others are still drawn.
-    entries = [_entry(path, out_dir, allow_imports) for path in sorted(spec_dir.glob("*.yaml"))]
+    # The folder's own specs first, then each subfolder's (specs/examples/).
+    paths = sorted(spec_dir.rglob("*.yaml"), key=lambda p: (len(p.relative_to(spec_dir).parts), p.relative_to(spec_dir).as_posix()))
+    entries = [_entry(path, path.relative_to(spec_dir), out_dir, allow_imports) for path in paths]
     write_atomic(index, _markdown(entries, index, spec_dir).encode("utf-8"))
     return entries
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = sorted((ROOT / "specs").rglob("*.yaml"))  # specs/examples/ too
 
 
 @pytest.fixture(autouse=True)
@@ -18,7 +18,7 @@ def _run_from_repo_root(monkeypatch):
 
 
 def spec_id(path: Path) -> str:
-    return path.stem
+    return path.relative_to(ROOT / "specs").with_suffix("").as_posix()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,7 +17,7 @@ import hrgraph
 from hrgraph.generate import random_dag_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = sorted((ROOT / "specs").rglob("*.yaml"))  # specs/examples/ too
 
 
 def reference_forward(model: hrgraph.HrNet, x: torch.Tensor, disabled=frozenset()) -> torch.Tensor:
@@ -29,11 +29,23 @@ def reference_forward(model: hrgraph.HrNet, x: torch.Tensor, disabled=frozenset(
         block = spec.nodes[position]
         source = spec.main_input(position)
         inp = x if source is None else values[source]
+        merge = plan.merges.get(node_id)
+        if merge is not None:  # a list input, merged before the block
+            terms = [values[p.source] if p.identity else model.inputs[p.module_name](values[p.source]) for p in merge.inputs]
+            if merge.aggregate == "concat":
+                inp = torch.cat(terms, dim=1)
+            elif merge.aggregate == "weighted":
+                w = 2 * torch.sigmoid(model.aggregates[node_id].weight)
+                inp = sum(w[i] * t for i, t in enumerate(terms))
+            else:
+                inp = torch.stack(terms).sum(0) / (len(terms) if merge.aggregate == "mean" else 1)
         sums, cats = [], []
         for p in plan.incoming[node_id]:
             if p.edge.key in disabled:
                 continue
             value = values[p.source] if p.identity else model.projections[p.module_name](values[p.source])
+            if p.gate != "none":
+                value = model.gates[p.module_name](value)
             (sums if p.merge == "sum" else cats).append(value)
         if sums and spec.residuals.entry == "pre_activation" and block.has_final_activation:
             out = model.nodes[node_id](inp, torch.stack(sums).sum(0))
@@ -64,6 +76,25 @@ RANDOM = {
     "pre-activation-concat": _random(seed=4, residuals={"entry": "pre_activation"}, merge_concat=0.3),
     "post-relu": _random(seed=5, residuals={"activation": "relu"}, merge_concat=0.3),
     "plain-resnext": _random(seed=6, kinds=("plain", "resnext"), channels=(8, 16)),
+    "merges-and-gates": {
+        "input": {"channels": 3, "height": 16, "width": 16},
+        "residuals": {"entry": "pre_activation"},
+        "nodes": [
+            {"id": "stem", "kind": "conv", "channels": 8},
+            {"id": "a", "kind": "sepconv", "channels": 16, "stride": 2},
+            {"id": "b", "kind": "basic", "channels": 16, "depth": 1, "input": ["a", "stem"], "aggregate": "weighted"},
+            {"id": "c", "kind": "sepconv", "channels": 16, "input": ["b", "a", "stem"], "aggregate": "mean"},
+            {"id": "d", "kind": "identity", "input": ["c", "b"], "aggregate": "concat"},
+            {"id": "e", "kind": "basic", "channels": 16, "depth": 1, "input": ["d", "stem"]},
+            {"id": "head", "kind": "classifier", "classes": 3},
+        ],
+        "edges": [
+            {"from": "stem", "to": "b", "gate": "sigmoid"},
+            {"from": "a", "to": "c", "gate": "scalar"},
+            {"from": "a", "to": "e"},
+            {"from": "stem", "to": "d", "merge": "concat"},
+        ],
+    },
 }
 
 
@@ -76,6 +107,9 @@ def _check_against_reference(model: hrgraph.HrNet, size: int | None = None) -> N
     model.eval()
     x = _batch(model, size=size)
     with torch.no_grad():
+        # Merge weights and gates start at exactly a sum; move them so that they are really compared.
+        for q in [*model.aggregates.parameters(), *model.gates.parameters()]:
+            q.normal_(generator=torch.Generator().manual_seed(1))
         got = model(x)
         want = reference_forward(model, x, model._disabled)
     assert got.shape == want.shape

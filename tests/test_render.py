@@ -28,7 +28,7 @@ from hrgraph.render import ABLATED, ADDED, CHANGED, IDENTITY, REMOVED, diff_dot,
 from hrgraph.shapes import count_params, infer_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = sorted((ROOT / "specs").rglob("*.yaml"))  # specs/examples/ too
 GOLDEN = Path(__file__).parent / "golden"
 HAS_DOT = shutil.which("dot") is not None
 
