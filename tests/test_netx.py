@@ -27,14 +27,14 @@ from hrgraph.netx import convert, from_networkx, node_ids, to_networkx
 
 from .conftest import ROOT, SPECS
 
-EXAMPLES = sorted((ROOT / "specs" / "examples").glob("*.yaml"))
+ALL_SPECS = sorted(set(SPECS) | set((ROOT / "specs").rglob("*.yaml")))  # specs/examples/ too
 CASES = sorted(p for p in (ROOT / "tests" / "import_cases").iterdir() if p.suffix in (".graphml", ".gml", ".csv"))
 
 
 # -- round trips -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SPECS + EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.relative_to(ROOT / "specs").with_suffix("").as_posix())
 def test_round_trip_every_spec(path, tmp_path):
     spec = hrgraph.load_spec(path)
     graph = to_networkx(spec)
