@@ -365,6 +365,8 @@ def convert(
     ``hrgraph import`` does; otherwise values are taken as given.
     """
     ignore = set(ignore)
+    if graph.number_of_nodes() == 0:
+        raise SpecError("the graph has no nodes")
     graph = _directed(graph)
     for attrs in [graph.graph, *(d for _, d in graph.nodes(data=True)), *(d for *_, d in graph.edges(data=True))]:
         for key in ignore & set(attrs):

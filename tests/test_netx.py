@@ -231,6 +231,14 @@ def test_unknown_attribute_via_the_api():
     assert from_networkx(graph, default_kind="conv", ignore=["strid", "weight"]).node("a").stride == 1
 
 
+def test_empty_graph_refused(tmp_path):
+    with pytest.raises(hrgraph.SpecError, match="the graph has no nodes"):
+        from_networkx(nx.DiGraph(), classes=10)
+    (tmp_path / "empty.csv").write_text("source,target\n")
+    with pytest.raises(hrgraph.SpecError, match="empty.csv: the graph has no nodes"):
+        import_graph(tmp_path / "empty.csv")
+
+
 def test_spec_errors_name_the_graphs_node():
     graph = nx.DiGraph([(0, 1)])
     graph.nodes[1]["channels"] = 0
