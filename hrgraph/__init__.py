@@ -62,6 +62,8 @@ __all__ = [
     "RenderError",
     "OutputError",
     "render",
+    "to_networkx",
+    "from_networkx",
 ]
 
 # These need torch; import it only when one of them is first used, so that
@@ -72,6 +74,9 @@ _LAZY = {
     "load_checkpoint": "compiler",
     "HrNet": "compiler",
     "register_block": "blocks",
+    # No torch, but only the users of graph import/export need them loaded.
+    "to_networkx": "netx",
+    "from_networkx": "netx",
 }
 
 

@@ -736,8 +736,10 @@ main.add_command(experiment_command)
 main.add_command(report_command)
 
 from .cli_graph import generate_command  # noqa: E402  (it needs handle_errors above)
+from .cli_import import import_command  # noqa: E402
 
 main.add_command(generate_command)
+main.add_command(import_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,553 @@
+"""Specs as networkx graphs and back: :func:`to_networkx` and :func:`from_networkx`.
+
+:func:`to_networkx` gives a ``DiGraph`` whose nodes are the spec's node ids and
+whose attributes are scalars only, so that ``nx.write_graphml`` and
+``nx.write_gml`` can store it:
+
+* graph attributes: the spec's top-level fields, nested ones flattened with
+  ``_`` (``input_channels``, ``residuals_entry``, ...), lists joined with ``,``;
+* node attributes: the block's fields (``kind``, ``channels``, ``stride``, ...)
+  and ``index``, the node's position in ``nodes``;
+* edge attributes: ``role``, which is ``input`` (the target's main input, or one
+  of its listed inputs; ``order`` is its place in an ``input: [...]`` list,
+  ``implicit`` marks an input the spec leaves to "the previous node"), ``edge``
+  (a long-range edge, with its options and ``index``, its place in ``edges``)
+  or ``input+edge`` (both at once).
+
+:func:`from_networkx` reads such a graph back (``load_spec(s) ==
+from_networkx(to_networkx(s))``) and also builds a spec from any plain graph (a
+connectome, a random graph); ``docs/import.md`` gives the rules.  No torch here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .errors import CycleError, HrgraphError, SpecError, did_you_mean
+from .graph import check_graph
+from .kinds import KINDS, RESERVED_IDS, Block
+from .spec import Edge, Spec, load_spec
+
+__all__ = ["to_networkx", "from_networkx", "node_ids", "Imported", "convert", "EDGE_ATTRIBUTES"]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("input", "edge", "input+edge")
+#: Node attributes that are not block fields.
+NODE_ATTRIBUTES = ("index",)
+#: Edge attributes that are not edge options.
+EDGE_ATTRIBUTES = ("role", "order", "index", "implicit")
+#: Graph attributes networkx's own readers add (GraphML's defaults).
+_READER_ATTRIBUTES = frozenset({"node_default", "edge_default"})
+_MAX_ID = 64
+
+# -- spec -> graph --------------------------------------------------------------
+
+
+def _flat_fields() -> dict[str, tuple[str, str | None]]:
+    """Flat graph attribute name -> (Spec field, sub-field or None)."""
+    flat: dict[str, tuple[str, str | None]] = {}
+    for name, info in Spec.model_fields.items():
+        if name in ("nodes", "edges"):
+            continue
+        model = info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            flat.update({f"{name}_{sub}": (name, sub) for sub in model.model_fields})
+        else:
+            flat[name] = (name, None)
+    return flat
+
+
+def _inputs_of(spec: Spec, position: int) -> list[tuple[str, dict[str, Any]]]:
+    """(source, edge attributes) of each main input of ``spec.nodes[position]``."""
+    given = spec.nodes[position].input
+    if given is None:
+        return [(spec.nodes[position - 1].id, {"implicit": True})] if position else []
+    if isinstance(given, str):
+        return [(given, {})]
+    return [(source, {"order": k}) for k, source in enumerate(given)]
+
+
+def to_networkx(spec: "Spec | str | Mapping[str, Any]") -> nx.DiGraph:
+    """The spec as a ``DiGraph`` with scalar attributes (see the module docstring).
+
+    Parameters
+    ----------
+    spec : Spec, path, YAML text or dict
+        Anything :func:`~hrgraph.load_spec` takes; it is checked like ``validate`` does.
+
+    Returns
+    -------
+    networkx.DiGraph
+
+    Raises
+    ------
+    SpecError, GraphError
+        The spec is not valid.
+
+    Examples
+    --------
+    >>> g = to_networkx("specs/hiresnet18.yaml")
+    >>> g.graph["input_channels"], g.nodes["stage2"]["channels"], g.nodes["stage2"]["index"]
+    (3, 128, 2)
+    >>> g.edges["stage1", "stage2"]["role"], g.edges["stem", "stage4"]["role"]
+    ('input', 'edge')
+    >>> from_networkx(g) == load_spec("specs/hiresnet18.yaml")
+    True
+    """
+    spec = load_spec(spec)
+    check_graph(spec)
+    graph = nx.DiGraph()
+    for flat, (name, sub) in _flat_fields().items():
+        value = getattr(spec, name)
+        value = getattr(value, sub) if sub else value
+        if isinstance(value, list):
+            if not value:
+                continue
+            value = ",".join(value)
+        if value is not None:
+            graph.graph[flat] = value
+    for i, node in enumerate(spec.nodes):
+        attrs = node.model_dump(mode="json", exclude={"id", "input"}, exclude_none=True)
+        graph.add_node(node.id, **attrs, index=i)
+    for i, node in enumerate(spec.nodes):
+        for source, attrs in _inputs_of(spec, i):
+            graph.add_edge(source, node.id, role="input", **attrs)
+    for j, edge in enumerate(spec.edges):
+        options = edge.model_dump(mode="json", exclude={"from_", "to"}, exclude_none=True)
+        role = "input+edge" if graph.has_edge(edge.from_, edge.to) else "edge"
+        graph.add_edge(edge.from_, edge.to, **options, index=j)
+        graph.edges[edge.from_, edge.to]["role"] = role
+    return graph
+
+
+# -- node ids -------------------------------------------------------------------
+
+
+def _clean(name: Hashable) -> str:
+    text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", text)).strip("_")
+    if not text or not text[0].isalpha():
+        text = "n" + text
+    text = text[:_MAX_ID]
+    return text + "_node" if text in RESERVED_IDS else text
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    k = 2
+    candidate = base
+    while candidate in taken:
+        suffix = f"_{k}"
+        candidate = base[: _MAX_ID - len(suffix)] + suffix
+        k += 1
+    taken.add(candidate)
+    return candidate
+
+
+def node_ids(graph: nx.Graph) -> dict[Hashable, str]:
+    """The spec id of every node of ``graph``: its name if that is a valid id, else a cleaned one.
+
+    Cleaning keeps ASCII letters, digits and single ``_`` (accents are dropped,
+    anything else becomes ``_``), puts ``n`` before a name that does not start
+    with a letter, and appends ``_node`` to a name torch reserves.  Names that
+    are valid ids keep them; the others, in the graph's node order, take the
+    cleaned name or, where that is taken, the first free of ``name_2``, ``name_3``, ...
+
+    Examples
+    --------
+    >>> node_ids(nx.path_graph(3))
+    {0: 'n0', 1: 'n1', 2: 'n2'}
+    >>> node_ids(nx.DiGraph([("V1", "V2/V3"), ("V2_V3", "a b"), ("a b", "forward")]))
+    {'V1': 'V1', 'V2/V3': 'V2_V3_2', 'V2_V3': 'V2_V3', 'a b': 'a_b', 'forward': 'forward_node'}
+    """
+    ids: dict[Hashable, str] = {}
+    taken: set[str] = set()
+    for node in graph:
+        if isinstance(node, str) and _clean(node) == node:
+            ids[node] = node
+            taken.add(node)
+    return {node: ids[node] if node in ids else _unique(_clean(node), taken) for node in graph}
+
+
+# -- graph -> spec ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What :func:`convert` made of a graph: the spec and what it had to change to get there."""
+
+    spec: Spec
+    #: Original node name (as text) -> spec id, for the nodes whose name was not a valid id.
+    renamed: dict[str, str] = field(default_factory=dict)
+    #: Edges dropped to break cycles, as (source, target) original names.
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    #: Ids of the nodes hrgraph added (a stem, an output node, a classifier head).
+    added: list[str] = field(default_factory=list)
+
+
+@cache
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter:
+    return TypeAdapter(model.model_fields[name].rebuild_annotation())
+
+
+def _coerce(model: type[BaseModel], name: str, value: Any) -> Any:
+    """``value`` converted to ``model``'s field type the lax way ("16" -> 16, 1 -> True), or as is."""
+    if name not in model.model_fields:
+        return value
+    try:
+        return _adapter(model, name).validate_python(value, strict=False)
+    except ValidationError:
+        return value  # validating the spec reports it, naming the node
+
+
+_STRUCTURAL = {"index": TypeAdapter(int), "order": TypeAdapter(int), "implicit": TypeAdapter(bool)}
+
+
+def _coerce_structural(name: str, value: Any) -> Any:
+    """An ``index``, ``order`` or ``implicit`` attribute converted the lax way, or as is."""
+    if name not in _STRUCTURAL:
+        return value
+    try:
+        return _STRUCTURAL[name].validate_python(value, strict=False)
+    except ValidationError:
+        return value
+
+
+def _unknown(kind: str, name: str, allowed: Iterable[str], hint: str = "") -> str:
+    allowed = sorted(allowed)
+    return (
+        f"unknown {kind} attribute '{name}'{did_you_mean(name, allowed)}{hint}; known: {', '.join(allowed)} "
+        f"(skip it with ignore=['{name}'], on the command line --ignore {name})"
+    )
+
+
+def _node_fields(node: str, attrs: Mapping[str, Any], default_kind: str) -> tuple[type[Block], dict[str, Any]]:
+    kind = attrs.get("kind", default_kind)
+    if kind not in KINDS:
+        known = ", ".join(KINDS)
+        raise SpecError(f"unknown block kind '{kind}'{did_you_mean(str(kind), KINDS)}; known kinds: {known}", node=node)
+    cls = KINDS.get(kind)
+    allowed = [f for f in cls.model_fields if f not in ("id", "input")] + list(NODE_ATTRIBUTES)
+    for name in attrs:
+        if name not in allowed:
+            if name in ("id", "input"):
+                hint = " (a node's id is its name in the graph; its inputs are its incoming edges)"
+            else:
+                others = [k for k in KINDS if name in KINDS.get(k).model_fields]
+                hint = f" (it belongs to kind {', '.join(others)}, not {kind})" if others else ""
+            raise SpecError(_unknown("node", name, allowed, hint), node=node)
+    return cls, dict(attrs)
+
+
+def _check_edge(name: str, attrs: Mapping[str, Any]) -> None:
+    allowed = [f for f in Edge.model_fields if f not in ("from_", "to")]
+    allowed += list(EDGE_ATTRIBUTES)
+    for key in attrs:
+        if key not in allowed:
+            raise SpecError(_unknown("edge", key, allowed), edge=name)
+    role = attrs.get("role", "input")
+    if role not in ROLES:
+        raise SpecError(f"role must be one of {', '.join(ROLES)}, not {role!r}{did_you_mean(str(role), ROLES)}", edge=name)
+    options = sorted(k for k in attrs if k not in EDGE_ATTRIBUTES)
+    if role == "input" and options:
+        # Silently dropping them would build another network than the file describes.
+        raise SpecError(
+            f"{', '.join(options)}: options of a long-range edge, but this edge is an input "
+            "(give it role 'edge' or 'input+edge', or leave the options out)",
+            edge=name,
+        )
+
+
+def _directed(graph: nx.Graph) -> nx.DiGraph:
+    """``graph`` as a DiGraph in the same node order; undirected edges point from the earlier node to the later."""
+    if graph.is_multigraph():
+        seen: set[tuple[Any, Any]] = set()
+        for u, v in graph.edges():
+            pair = (u, v) if graph.is_directed() else tuple(sorted((u, v), key=str))
+            if pair in seen:
+                raise SpecError(f"parallel edges {u} -> {v}: hrgraph takes at most one edge per pair of nodes", edge=f"{u}->{v}")
+            seen.add(pair)
+    out = nx.DiGraph()
+    out.graph.update(graph.graph)
+    out.add_nodes_from(graph.nodes(data=True))
+    position = {node: i for i, node in enumerate(graph)}
+    for u, v, data in graph.edges(data=True):
+        if not graph.is_directed() and position[u] > position[v]:
+            u, v = v, u
+        out.add_edge(u, v, **data)
+    return out
+
+
+def _break_cycles(graph: nx.DiGraph, how: str | None) -> list[tuple[Any, Any]]:
+    """Drop the edges that close cycles (``how="order"``) or refuse the graph naming a cycle."""
+    if nx.is_directed_acyclic_graph(graph):
+        return []
+    if how is None:
+        cycle = [u for u, _ in nx.find_cycle(graph, source=list(graph))]
+        text = " -> ".join(str(n) for n in cycle + [cycle[0]])
+        raise CycleError(
+            f"the graph has a cycle: {text} (break_cycles='order', on the command line --break-cycles order, "
+            "drops the edges that go backwards in node order)",
+            cycle=[str(n) for n in cycle],
+            node=str(cycle[0]),
+        )
+    if how != "order":
+        raise ValueError(f"break_cycles must be 'order' or None, not {how!r}")
+    # Only an edge inside a strongly connected component can lie on a cycle;
+    # ordering each component by node order leaves every edge between them.
+    position = {node: i for i, node in enumerate(graph)}
+    component = {node: k for k, nodes in enumerate(nx.strongly_connected_components(graph)) for node in nodes}
+    dropped = [(u, v) for u, v in graph.edges() if component[u] == component[v] and position[u] >= position[v]]
+    graph.remove_edges_from(dropped)
+    for u, v in dropped:
+        log.info("dropped edge %s -> %s to break a cycle", u, v)
+    return dropped
+
+
+def _order(graph: nx.DiGraph) -> list[Any]:
+    position = {node: i for i, node in enumerate(graph)}
+    indexes = [graph.nodes[n].get("index") for n in graph]
+    if graph and all(isinstance(i, int) and not isinstance(i, bool) for i in indexes):
+        return sorted(graph, key=lambda n: (graph.nodes[n]["index"], position[n]))
+    return list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
+
+
+def _top_level(graph: nx.DiGraph, lax: bool) -> dict[str, Any]:
+    flat = _flat_fields()
+    data: dict[str, Any] = {}
+    for key, value in graph.graph.items():
+        if key in _READER_ATTRIBUTES:
+            continue
+        if key not in flat:
+            allowed = sorted(flat)
+            raise SpecError(
+                f"unknown graph attribute '{key}'{did_you_mean(key, allowed)}; known: {', '.join(allowed)} "
+                f"(skip it with ignore=['{key}'], on the command line --ignore {key})"
+            )
+        name, sub = flat[key]
+        if name == "imports" and isinstance(value, str):
+            value = [m.strip() for m in value.split(",") if m.strip()]
+        if sub is None:
+            data[name] = _coerce(Spec, name, value) if lax else value
+        else:
+            model = Spec.model_fields[name].annotation
+            data.setdefault(name, {})[sub] = _coerce(model, sub, value) if lax else value
+    return data
+
+
+def convert(
+    graph: nx.Graph,
+    *,
+    name: str | None = None,
+    input: tuple[int, int, int] | None = None,
+    classes: int | None = None,
+    default_kind: str = "sepconv",
+    default_channels: int = 32,
+    aggregate: Literal["sum", "mean", "concat", "weighted"] = "sum",
+    break_cycles: Literal["order"] | None = None,
+    ignore: Iterable[str] = (),
+    allow_imports: bool = False,
+    lax: bool = False,
+) -> Imported:
+    """:func:`from_networkx`, also returning the renamed nodes, dropped edges and added nodes.
+
+    ``lax`` converts attribute values from text and numbers the way a file
+    format needs (``"16"`` -> 16, ``1`` -> true, ``16.0`` -> 16), as
+    ``hrgraph import`` does; otherwise values are taken as given.
+    """
+    ignore = set(ignore)
+    if graph.number_of_nodes() == 0:
+        raise SpecError("the graph has no nodes")
+    graph = _directed(graph)
+    for attrs in [graph.graph, *(d for _, d in graph.nodes(data=True)), *(d for *_, d in graph.edges(data=True))]:
+        for key in ignore & set(attrs):
+            del attrs[key]
+    ids = node_ids(graph)
+    text = {node: str(node) for node in graph}
+    blocks: dict[Any, dict[str, Any]] = {}
+    for node, attrs in graph.nodes(data=True):
+        cls, fields = _node_fields(text[node], attrs, default_kind)
+        if lax:
+            fields = {k: _coerce_structural(k, v) if k in NODE_ATTRIBUTES else _coerce(cls, k, v) for k, v in fields.items()}
+            if "index" in fields:
+                graph.nodes[node]["index"] = fields["index"]
+        fields.pop("index", None)
+        fields["kind"] = fields.get("kind", default_kind)
+        for key, value in (("channels", default_channels), ("classes", classes or 10)):
+            if key in cls.model_fields and cls.model_fields[key].is_required() and key not in fields:
+                fields[key] = value
+        blocks[node] = {"id": ids[node], **fields}
+    for u, v, attrs in graph.edges(data=True):
+        _check_edge(f"{text[u]}->{text[v]}", attrs)
+        if lax:
+            for key in list(attrs):
+                attrs[key] = _coerce_structural(key, attrs[key]) if key in EDGE_ATTRIBUTES else _coerce(Edge, key, attrs[key])
+    dropped = _break_cycles(graph, break_cycles)
+    order = _order(graph)
+    position = {node: i for i, node in enumerate(order)}
+
+    inputs: dict[Any, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in order}
+    edges: list[tuple[tuple[float, int, int], dict[str, Any]]] = []
+    for u, v, attrs in graph.edges(data=True):
+        role = attrs.get("role", "input")
+        if role in ("input", "input+edge"):
+            inputs[v].append((u, attrs))
+        if role in ("edge", "input+edge"):
+            options = {k: val for k, val in attrs.items() if k not in EDGE_ATTRIBUTES}
+            index = attrs.get("index")
+            key = (index if isinstance(index, int) else float("inf"), position[v], position[u])
+            edges.append((key, {"from": ids[u], "to": ids[v], **options}))
+
+    taken = set(ids.values())
+    added: list[str] = []
+    nodes = [blocks[n] for n in order]
+    sources = [n for n in order if not inputs[n]]
+    previous = {n: order[i - 1] if i else None for i, n in enumerate(order)}
+    if len(sources) > 1:
+        stem = _unique("stem", taken)
+        added.append(stem)
+        nodes.insert(0, {"id": stem, "kind": "conv", "channels": default_channels})
+        previous[order[0]] = stem
+        for n in sources:
+            inputs[n].append((stem, {}))
+    for n in order:
+        block = blocks[n]
+        given = sorted(inputs[n], key=lambda e: (e[1].get("order", float("inf")), position.get(e[0], -1)))
+        sources_of = [ids.get(s, s) for s, _ in given]
+        listed = any("order" in attrs for _, attrs in given)
+        if listed or len(given) > 1:
+            block["input"] = sources_of
+            if len(given) > 1 and "aggregate" not in block and aggregate != "sum":
+                block["aggregate"] = aggregate
+        elif given:
+            source, attrs = given[0]
+            # An hrgraph edge (with a role) keeps an explicit input explicit; a plain edge from the previous node needs none.
+            implicit = attrs.get("implicit", False) if "role" in attrs else True
+            if not (implicit and source == previous[n]):
+                block["input"] = sources_of[0]
+    sinks = [n for n in order if graph.out_degree(n) == 0]
+    if len(sinks) > 1:
+        output = _unique("output", taken)
+        added.append(output)
+        nodes.append({"id": output, "kind": "identity", "input": [ids[n] for n in sinks], "aggregate": "mean"})
+    if classes is not None and not KINDS.get(nodes[-1]["kind"]).terminal:
+        head = _unique("head", taken)
+        added.append(head)
+        nodes.append({"id": head, "kind": "classifier", "classes": classes})
+
+    data = _top_level(graph, lax)
+    if name is not None:
+        data["name"] = name
+    if input is not None:
+        data["input"] = dict(zip(("channels", "height", "width"), input))
+    data.setdefault("input", {"channels": 3, "height": 32, "width": 32})
+    data["nodes"] = nodes
+    data["edges"] = [e for _, e in sorted(edges, key=lambda item: item[0])]
+    back = {ids[n]: text[n] for n in graph}
+    try:
+        spec = load_spec(data, allow_imports=allow_imports)
+        check_graph(spec)
+    except HrgraphError as err:
+        # Name nodes as the graph does, not by their cleaned ids.
+        if err.node in back:
+            err.node = back[err.node]
+        raise
+    renamed = {text[n]: ids[n] for n in graph if text[n] != ids[n]}
+    return Imported(spec=spec, renamed=renamed, dropped=[(text[u], text[v]) for u, v in dropped], added=added)
+
+
+def from_networkx(
+    graph: nx.Graph,
+    *,
+    name: str | None = None,
+    input: tuple[int, int, int] | None = None,
+    classes: int | None = None,
+    default_kind: str = "sepconv",
+    default_channels: int = 32,
+    aggregate: Literal["sum", "mean", "concat", "weighted"] = "sum",
+    break_cycles: Literal["order"] | None = None,
+    ignore: Iterable[str] = (),
+    allow_imports: bool = False,
+) -> Spec:
+    """Build a spec from a networkx graph: an export of :func:`to_networkx`, or any plain graph.
+
+    Nodes become blocks in topological order (ties in the graph's node order),
+    or in the order of their ``index`` attributes where every node has one.  A
+    node's ``kind`` attribute picks its block kind (default ``default_kind``),
+    its other attributes set the block's fields; a required ``channels`` missing
+    is ``default_channels``.  Edges without a ``role`` are inputs: a node with
+    one predecessor takes it as ``input``, with several an ``input: [...]`` list
+    merged by ``aggregate``.  An undirected graph's edges point from the earlier
+    node to the later one (RandWire's rule).
+
+    If several nodes have no predecessor, a ``stem`` (a 3x3 ``conv`` of
+    ``default_channels``) feeds them all; if several have no successor, an
+    ``output`` node (``identity``, ``aggregate: mean``) takes them all; with
+    ``classes``, a ``classifier`` head follows unless the last node is one.
+    Node names that are not valid ids are cleaned (:func:`node_ids`).
+
+    Parameters
+    ----------
+    graph : networkx.Graph or DiGraph (multigraphs without parallel edges too)
+    name : str, optional
+        The spec's name (default: the graph's ``name`` attribute).
+    input : (channels, height, width), optional
+        Default: the graph's ``input_*`` attributes, else ``(3, 32, 32)``.
+    classes : int, optional
+        Add a classifier head with this many classes (see above).
+    default_kind, default_channels, aggregate
+        For nodes that do not say otherwise.
+    break_cycles : "order", optional
+        Drop every edge that goes backwards in the graph's node order within a
+        cycle (a strongly connected component); by default a cycle is an error.
+    ignore : iterable of str
+        Graph, node and edge attributes to leave out (e.g. a connectome's ``weight``).
+    allow_imports : bool
+        As for :func:`~hrgraph.load_spec`.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        An unknown attribute (with a did-you-mean), kind or value.
+    CycleError
+        The graph has a cycle and ``break_cycles`` is not given; ``err.cycle`` lists it.
+    GraphError
+        The result is not a valid network graph.
+
+    Examples
+    --------
+    >>> g = nx.DiGraph([("V1", "V2"), ("V1", "V4"), ("V2", "V4"), ("V4", "IT")])
+    >>> g.nodes["V1"].update(kind="conv", channels=16)
+    >>> spec = from_networkx(g, default_kind="conv", classes=10)
+    >>> [(n.id, n.input) for n in spec.nodes]
+    [('V1', None), ('V2', None), ('V4', ['V1', 'V2']), ('IT', None), ('head', None)]
+    >>> from_networkx(nx.DiGraph([("a", "b"), ("b", "a")]))
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.CycleError: node a: the graph has a cycle: a -> b -> a (break_cycles='order', ...
+    """
+    return convert(
+        graph,
+        name=name,
+        input=input,
+        classes=classes,
+        default_kind=default_kind,
+        default_channels=default_channels,
+        aggregate=aggregate,
+        break_cycles=break_cycles,
+        ignore=ignore,
+        allow_imports=allow_imports,
+    ).spec
