@@ -15,6 +15,22 @@ from .spec import Spec
 __all__ = ["spec_json_schema"]
 
 
+def _edge_pattern(edge: dict[str, Any]) -> dict[str, Any]:
+    """An edge pattern (hrgraph.patterns): an edge whose ends may be globs or lists, with min_skip/max_skip."""
+    ends = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+    properties = {**edge["properties"], "from": ends, "to": ends}
+    properties["min_skip"] = {"type": "integer", "description": "Least position(to) - position(from) (default 1)."}
+    properties["max_skip"] = {"type": "integer", "description": "Greatest position(to) - position(from)."}
+    return {
+        "title": "EdgePattern",
+        "description": "Stands for every edge between matching nodes, expanded at load time (docs/spec.md, Edge patterns).",
+        "type": "object",
+        "properties": properties,
+        "required": ["from", "to"],
+        "additionalProperties": False,
+    }
+
+
 def spec_json_schema() -> dict[str, Any]:
     """JSON Schema of a spec file, for editors (covers every registered block kind).
 
@@ -40,6 +56,7 @@ def spec_json_schema() -> dict[str, Any]:
     defs.update(schema.pop("$defs", {}))
     defs["Node"] = node_schema
     schema["properties"]["nodes"]["items"] = {"$ref": "#/$defs/Node"}
+    schema["properties"]["edges"]["items"] = {"anyOf": [{"$ref": "#/$defs/Edge"}, _edge_pattern(defs["Edge"])]}
     schema["properties"]["extends"] = {
         "type": "string",
         "description": "Path of a parent spec; nodes given here replace the parent's by id, edges are added.",
