@@ -72,8 +72,9 @@ def test_state_dict_names():
     assert _model(NET).state_dict()["aggregates.c.weight"].shape == (3,)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=spec_id)
+@pytest.mark.parametrize("path", [p for p in SPECS if p.parent.name == "specs"], ids=spec_id)
 def test_existing_specs_keep_their_state_dict_names(path):
+    # The paper's specs (those before list inputs and gates existed) have only these two tables.
     keys = hrgraph.compile_model(path).state_dict()
     assert all(k.startswith(("nodes.", "projections.")) for k in keys)
 
