@@ -176,3 +176,21 @@ def test_match_resizes_a_spec_with_merges():
     resized = hrgraph.match_params(spec, goal)
     assert abs(hrgraph.count_params(resized) - goal) <= 0.005 * goal
     assert resized.node("c").input == ["a", "b", "stem"]
+
+
+def test_analyze_contributions_measure_a_gated_edge_after_its_gate():
+    from hrgraph.analysis.contributions import contributions
+
+    model = _model(NET)
+    with torch.no_grad():
+        model.gates.stem__c.weight.fill_(0.5)  # a scalar gate: the edge's term is halved
+    x = torch.randn(3, 3, 16, 16)
+    rows = {(r["node"], r["path"]): r for r in contributions(model, [(x, torch.zeros(3))])}
+    gated = rows[("c", "stem->c")]
+    assert gated["gate"] == pytest.approx(0.5)
+    seen = {}
+    model.projections.stem__c.register_forward_hook(lambda m, a, out: seen.__setitem__("p", out.abs().mean().item()))
+    with torch.no_grad():
+        model(x)
+    assert gated["mean_abs"] == pytest.approx(0.5 * seen["p"], rel=1e-5)
+    assert rows[("out", "a->out")]["gate"] == pytest.approx(1.0)  # a sigmoid gate starts at 1
