@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from .errors import HrgraphError, did_you_mean
+from .source import Mark, locate
 
-__all__ = ["fields_of", "pydantic_message", "first_error", "strict_message", "written", "MAX_ERRORS", "TYPE_ERRORS"]
+__all__ = ["MAX_ERRORS", "TYPE_ERRORS", "fields_of", "first_error", "pydantic_message", "strict_message", "written"]
 
 #: At most this many errors are reported for one document (the raised error and
 #: its ``others``); ``omitted`` counts the rest (one bad list can give 20,000).
@@ -156,3 +157,27 @@ def first_error(exc: ValidationError, convert: Callable[[dict[str, Any]], Hrgrap
     first.others = errors[1:]
     first.omitted = len(details) - len(errors)
     return first
+
+
+class Located(BaseModel):
+    """A model that remembers the file it was loaded from and where each of its keys stood.
+
+    Specs and recipes both carry this, so their errors raised after loading
+    (graph checks, a conflict found later) can still name ``file:line:col``.
+    The loader sets ``_path`` and ``_data`` (the position-keeping data of
+    :mod:`hrgraph.source`).
+    """
+
+    _path: str | None = PrivateAttr(default=None)
+    _data: Any = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> str | None:
+        """The file this was loaded from, if any."""
+        return self._path
+
+    def locate(self, *loc: Any) -> Mark | None:
+        """Source position of ``loc`` (e.g. ``("edges", 3, "to")``), or of the closest enclosing key."""
+        if self._data is None:
+            return None
+        return locate(self._data, loc)[0]

@@ -29,21 +29,20 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     SerializationInfo,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .diagnostics import TYPE_ERRORS, fields_of, first_error, pydantic_message, strict_message, written
+from .diagnostics import TYPE_ERRORS, Located, fields_of, first_error, pydantic_message, strict_message, written
 from .errors import SpecError, did_you_mean
-from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .extends import located_error, parse_edge_ref, resolve_extends
+from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .patterns import expand_edges, expand_patterns
-from .source import LDict, LList, Mark, locate, parse_yaml, read_yaml
+from .source import LDict, LList, locate, parse_yaml, read_yaml
 
-__all__ = ["InputShape", "Residuals", "Edge", "Spec", "load_spec", "parse_edge_ref"]
+__all__ = ["Edge", "InputShape", "Residuals", "Spec", "load_spec", "parse_edge_ref"]
 
 FORMAT_VERSION = 1
 
@@ -80,7 +79,7 @@ class Residuals(_Frozen):
     activation: Literal["none", "relu"] = "none"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Residuals":
+    def _consistent(self) -> Residuals:
         if self.entry == "pre_activation" and self.activation != "none":
             raise ValueError("activation applies to 'output' entry only; pre_activation already ends in the block's ReLU")
         return self
@@ -117,7 +116,7 @@ class Edge(_Frozen):
     )
 
     @model_validator(mode="after")
-    def _channels_only_for_concat_conv(self) -> "Edge":
+    def _channels_only_for_concat_conv(self) -> Edge:
         if self.channels is not None and not (self.merge == "concat" and self.projection == "conv"):
             raise ValueError("channels applies only to edges with merge: concat and projection: conv")
         return self
@@ -170,7 +169,7 @@ def _dump_node(node: Block, info: SerializationInfo) -> dict[str, Any]:
 Node = Annotated[Block, PlainValidator(_validate_node), PlainSerializer(_dump_node)]
 
 
-class Spec(_Frozen):
+class Spec(_Frozen, Located):
     """A resolved network spec: input shape, nodes (the main path) and long-range edges.
 
     Build one with :func:`load_spec`.  Specs are immutable; derive new ones with
@@ -191,9 +190,6 @@ class Spec(_Frozen):
     )
     nodes: list[Node] = Field(min_length=1)
     edges: list[Edge] = Field(default_factory=list)
-
-    _path: str | None = PrivateAttr(default=None)
-    _data: Any = PrivateAttr(default=None)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -242,17 +238,6 @@ class Spec(_Frozen):
             return listed
         return (self.nodes[position - 1].id if position > 0 else None,)
 
-    @property
-    def path(self) -> str | None:
-        """The file this spec was loaded from, if any."""
-        return self._path
-
-    def locate(self, *loc: Any) -> Mark | None:
-        """Source position of ``loc`` (e.g. ``("edges", 3, "to")``), or the closest enclosing one."""
-        if self._data is None:
-            return None
-        return locate(self._data, loc)[0]
-
     # -- serialisation -------------------------------------------------------
 
     def to_dict(self, *, minimal: bool = True) -> dict[str, Any]:
@@ -283,7 +268,7 @@ class Spec(_Frozen):
     def __hash__(self) -> int:
         return hash(self.fingerprint)
 
-    def replace(self, **changes: Any) -> "Spec":
+    def replace(self, **changes: Any) -> Spec:
         """A new validated spec with some top-level fields changed.
 
         Examples
@@ -371,10 +356,7 @@ def _keys_on_path(data: Any, loc: Sequence[Any]) -> set[Any]:
     """The loc elements that really exist in ``data`` (not union tags)."""
     found, current = set(), data
     for key in loc:
-        if isinstance(current, Mapping) and key in current:
-            found.add(key)
-            current = current[key]
-        elif isinstance(current, list) and isinstance(key, int) and 0 <= key < len(current):
+        if isinstance(current, Mapping) and key in current or isinstance(current, list) and isinstance(key, int) and 0 <= key < len(current):
             found.add(key)
             current = current[key]
     return found
@@ -432,7 +414,7 @@ def _looks_like_path(text: str) -> bool:
 
 
 def load_spec(
-    source: "str | Path | Mapping[str, Any] | Spec",
+    source: str | Path | Mapping[str, Any] | Spec,
     *,
     allow_imports: bool = False,
     base_dir: str | Path | None = None,

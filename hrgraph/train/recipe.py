@@ -33,7 +33,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     Strict,
     ValidationError,
     field_validator,
@@ -41,7 +40,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..diagnostics import fields_of, first_error, pydantic_message
+from ..diagnostics import Located, fields_of, first_error, pydantic_message
 from ..errors import RecipeError, SpecError, did_you_mean
 from ..source import LDict, Mark, locate, parse_yaml, read_yaml
 
@@ -49,10 +48,10 @@ __all__ = [
     "DATA_NAMES",
     "FLAG_KEYS",
     "Optimizer",
-    "Schedule",
     "Recipe",
-    "load_recipe",
+    "Schedule",
     "apply_overrides",
+    "load_recipe",
     "lr_at",
 ]
 
@@ -102,7 +101,7 @@ class Optimizer(_Strict):
     betas: Annotated[tuple[_Beta, _Beta], Field(strict=False)] = (0.9, 0.999)
 
     @model_validator(mode="after")
-    def _nesterov_needs_sgd(self) -> "Optimizer":
+    def _nesterov_needs_sgd(self) -> Optimizer:
         if self.nesterov and (self.name != "sgd" or self.momentum == 0):
             raise _conflict("nesterov applies to sgd with momentum > 0 only", "nesterov")
         return self
@@ -127,7 +126,7 @@ class Schedule(_Strict):
     min_lr: Annotated[_Finite, Field(ge=0)] = 0.0
 
 
-class Recipe(_Strict):
+class Recipe(_Strict, Located):
     """A training recipe.  Build one with :func:`load_recipe`; derive one with :func:`apply_overrides`.
 
     The defaults are the HiResNet paper's CIFAR-10 recipe (Adam, lr 0.01 halved
@@ -158,9 +157,6 @@ class Recipe(_Strict):
     # numpy's legacy seeding takes 32 bits; a larger seed would fail at the start of a run.
     seed: Annotated[int, Field(ge=0, lt=1 << 32)] = 0
 
-    _path: str | None = PrivateAttr(default=None)
-    _data: Any = PrivateAttr(default=None)
-
     @field_validator("data")
     @classmethod
     def _known_data(cls, value: str) -> str:
@@ -180,7 +176,7 @@ class Recipe(_Strict):
         )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Recipe":
+    def _consistent(self) -> Recipe:
         if len(set(self.augment)) != len(self.augment):
             raise _conflict("augment lists an augmentation twice", "augment")
         if self.schedule.warmup_epochs >= self.epochs and self.schedule.warmup_epochs > 0:
@@ -193,19 +189,6 @@ class Recipe(_Strict):
                 f"min_lr ({self.schedule.min_lr}) is above optimizer.lr ({self.optimizer.lr})", "schedule.min_lr"
             )
         return self
-
-    # -- where it came from ---------------------------------------------------
-
-    @property
-    def path(self) -> str | None:
-        """The file this recipe was loaded from, if any."""
-        return self._path
-
-    def locate(self, *loc: Any) -> Mark | None:
-        """Source position of ``loc`` (e.g. ``("optimizer", "lr")``), or of the closest enclosing key."""
-        if self._data is None:
-            return None
-        return locate(self._data, loc)[0]
 
     # -- serialisation ----------------------------------------------------------
 
@@ -480,7 +463,7 @@ def _looks_like_path(text: str) -> bool:
     return "\n" not in text and (text.endswith((".yaml", ".yml")) or Path(text).is_file() or ": " not in text)
 
 
-def load_recipe(source: "str | Path | Mapping[str, Any] | Recipe", *, base_dir: str | Path | None = None) -> Recipe:
+def load_recipe(source: str | Path | Mapping[str, Any] | Recipe, *, base_dir: str | Path | None = None) -> Recipe:
     """Load and validate a recipe from a file, YAML text or a dict.
 
     Parameters
