@@ -90,8 +90,11 @@ def experiment_command(
               help="Also draw mean validation accuracy curves with a ±std band (.png, .svg, .pdf).")
 @click.option("--target-acc", type=click.FloatRange(min=0, max=1, min_open=True), default=0.85, show_default=True,
               help="Report the first epoch whose validation accuracy reaches this (0-1).")
+@click.option("--baseline", metavar="MODEL", help="Compare every model with MODEL (default: each with its grid baseline).")
 @handle_errors
-def report_command(runs_dir: Path, out: Path | None, csv_out: Path | None, figure: Path | None, target_acc: float) -> None:
+def report_command(
+    runs_dir: Path, out: Path | None, csv_out: Path | None, figure: Path | None, target_acc: float, baseline: str | None
+) -> None:
     """Compare the runs in RUNS_DIR in the layout of the HiResNet paper's Table 1.
 
     Top-1 (and top-5) test accuracy per model and data set as mean ± std over
@@ -100,7 +103,7 @@ def report_command(runs_dir: Path, out: Path | None, csv_out: Path | None, figur
     """
     from .train.report import build_report, plot_curves, render_csv, render_markdown
 
-    report = build_report(runs_dir, target_acc=target_acc)
+    report = build_report(runs_dir, target_acc=target_acc, baseline=baseline)
     if figure is not None:
         plot_curves(report, figure)
     link = None

@@ -214,3 +214,13 @@ def test_run_without_summary_yet_counts_as_unfinished_under_its_model(tmp_path: 
     hi = report.group("hi", "synthetic")
     assert (hi.n, hi.unfinished) == (0, 1)
     assert [g.model for g in report.models()].count("hi__synthetic__s0") == 0
+
+
+def test_baseline_option_compares_every_model_with_one(runs: Path) -> None:
+    report = build_report(runs, baseline="hi")
+    orig, adj, hi = (report.group(m, "synthetic") for m in ("orig", "adj", "hi"))
+    assert orig.baseline == adj.baseline == "hi" and hi.baseline == "" and hi.p_value is None
+    expected = welch_ttest([a * 100 for a in ACC["orig"]], [a * 100 for a in ACC["hi"]])[2]
+    assert orig.p_value == pytest.approx(expected)
+    result = CliRunner().invoke(main, ["report", str(runs), "--baseline", "hii"])
+    assert result.exit_code == 1 and "no model 'hii' among the runs (did you mean 'hi'?)" in result.output

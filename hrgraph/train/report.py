@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import HrgraphError
+from ..errors import HrgraphError, did_you_mean
 from ..files import atomic_open
 from .experiment import MANIFEST_SUFFIX
 from .grid import VERSIONS
@@ -352,7 +352,7 @@ def _order(group: Group, families: list[str], models: list[str]) -> tuple[Any, .
     return (families.index(group.family), rank, models.index(group.model))
 
 
-def build_report(runs_dir: str | Path, *, target_acc: float = 0.85) -> Report:
+def build_report(runs_dir: str | Path, *, target_acc: float = 0.85, baseline: str | None = None) -> Report:
     """Read the runs in ``runs_dir`` and compute every group's statistics.
 
     Parameters
@@ -360,6 +360,10 @@ def build_report(runs_dir: str | Path, *, target_acc: float = 0.85) -> Report:
     runs_dir : str or Path
     target_acc : float
         Validation accuracy (0-1) whose first epoch is reported.
+    baseline : str, optional
+        Compare every model with this one (a model name of the grid) instead of
+        each with its own ``baseline`` tag: e.g. every ablation against the full
+        HiResNet rather than against the ResNet it was built on.
 
     Returns
     -------
@@ -413,6 +417,15 @@ def build_report(runs_dir: str | Path, *, target_acc: float = 0.85) -> Report:
             reached = next((i + 1 for i, v in enumerate(r.val_curve) if v >= target_acc - 1e-12), None)
             if reached is not None:
                 g.epochs_to_target.append(reached)
+    if baseline is not None:
+        names = sorted({g.model for g in groups.values()})
+        if baseline not in names:
+            raise HrgraphError(
+                f"no model '{baseline}' among the runs{did_you_mean(baseline, names)}; models: {', '.join(names)}",
+                path=str(runs_dir),
+            )
+        for g in groups.values():
+            g.baseline = baseline if g.model != baseline else ""
     for g in groups.values():
         base = groups.get((g.baseline, g.data)) if g.baseline else None
         if base is not None:
