@@ -71,6 +71,8 @@ results-ablation:
 	mkdir -p docs/results
 	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-ablation -o docs/results/fashion-mnist-ablation.md \
 		--csv docs/results/fashion-mnist-ablation.csv --figure docs/results/fashion-mnist-ablation-curves.png --target-acc 0.85
+	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-ablation --baseline hiresnet18 --target-acc 0.85 \
+		-o docs/results/fashion-mnist-ablation-vs-hiresnet18.md
 	for seed in 0 1 2; do \
 		$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-ablation/hiresnet18__fashion-mnist__s$$seed --device cpu \
 			-o docs/results/ablation-hiresnet18-s$$seed || exit 1; \
