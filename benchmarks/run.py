@@ -11,6 +11,7 @@ test of the script, not figures to publish).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -327,10 +328,15 @@ def bench_generate(cfg: argparse.Namespace) -> dict:
     for label, generate in cases:
         runs = []
         for _ in range(cfg.compile_repeats):
+            # Start each run from a collected heap: a cyclic GC pass walks every live object, so an
+            # earlier run's 5,000-module model left alive would bill its size to this run's generation.
+            gc.collect()
             data, gen_wall, gen_cpu = _timed(generate)
             spec, load_wall, load_cpu = _timed(lambda data=data: hrgraph.load_spec(data))
             plan, shape_wall, shape_cpu = _timed(lambda spec=spec: hrgraph.infer_shapes(spec))
             model, build_wall, build_cpu = _timed(lambda spec=spec: hrgraph.compile_model(spec))
+            modules = sum(1 for _ in model.modules())
+            del model, spec
             runs.append({
                 "generate": gen_wall, "validate": load_wall + shape_wall, "compile_model": build_wall,
                 "generate_cpu": gen_cpu, "validate_cpu": load_cpu + shape_cpu, "compile_model_cpu": build_cpu,
@@ -338,7 +344,7 @@ def bench_generate(cfg: argparse.Namespace) -> dict:
         row = {k: med([r[k] for r in runs]) for k in runs[0]}
         inputs = sum(len(n["input"]) if isinstance(n.get("input"), list) else 1 for n in data["nodes"])
         row.update(case=label, nodes=len(data["nodes"]), inputs=inputs, params=plan.params, macs=plan.macs,
-                   repeats=len(runs), modules=sum(1 for _ in model.modules()))
+                   repeats=len(runs), modules=modules)
         rows.append(row)
     return {"rows": rows}
 
