@@ -15,6 +15,7 @@ from hrgraph.cost import BYTES_PER_ELEMENT, count_cost
 from hrgraph.generate import random_dag_spec
 
 from .conftest import ROOT, SPECS, spec_id
+from .test_topology import NET
 
 # Every kind and every projection the compiler can insert, in one small net:
 # a strided bottleneck (its first 1x1 runs at the input's resolution), grouped
@@ -41,21 +42,7 @@ KINDS = {
     ],
 }
 # List inputs with every aggregate, sepconv and identity nodes, gated edges.
-MERGES = {
-    "name": "merges",
-    "input": {"channels": 3, "height": 16, "width": 16},
-    "nodes": [
-        {"id": "stem", "kind": "conv", "channels": 8},
-        {"id": "a", "kind": "sepconv", "channels": 16, "stride": 2},
-        {"id": "b", "kind": "sepconv", "channels": 16},
-        {"id": "c", "kind": "sepconv", "channels": 16, "input": ["a", "b", "stem"], "aggregate": "weighted"},
-        {"id": "d", "kind": "basic", "channels": 16, "depth": 1, "input": ["c", "stem"], "aggregate": "mean"},
-        {"id": "cat", "kind": "identity", "input": ["c", "d", "b"], "aggregate": "concat"},
-        {"id": "out", "kind": "identity", "input": ["cat", "stem"]},
-        {"id": "head", "kind": "classifier", "classes": 5},
-    ],
-    "edges": [{"from": "stem", "to": "c", "gate": "scalar"}, {"from": "a", "to": "out", "gate": "sigmoid"}],
-}
+MERGES = NET
 EXTRA = {
     "every-kind": KINDS,
     "merges": MERGES,
