@@ -24,6 +24,7 @@ specs:
 	hrgraph match specs/resnext18.yaml --to specs/hiresnext18.yaml -o specs/resnext18-adjusted.yaml
 	hrgraph ablate specs/hiresnet18.yaml --variant in -o specs/hiresnet18-in.yaml
 	hrgraph ablate specs/hiresnet18.yaml --variant out -o specs/hiresnet18-out.yaml
+	hrgraph ablate specs/hiresnet18.yaml --variant out-all -o specs/hiresnet18-out-all.yaml
 	hrgraph ablate specs/hiresnet18.yaml --sweep single -o specs
 	hrgraph zoo specs --out docs/zoo.md
 

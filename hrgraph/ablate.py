@@ -129,17 +129,32 @@ def _in_edges(spec: Spec) -> list[str]:
     return [f"{spec.nodes[0].id}:*"]
 
 
-def _out_edges(spec: Spec) -> list[str]:
+def _last_stage(spec: Spec) -> str | None:
     # The last stage before the head: the last node that can take edges (a
     # classifier head cannot), so "out" needs no knowledge of node ids.
     last = [n.id for n in spec.nodes if n.accepts_edges][-1:]
-    return [f"*:{last[0]}"] if last else []
+    return last[0] if last else None
 
 
-#: Named edge sets, as functions of the spec giving selectors: ``in`` keeps the
-#: edges leaving the first node, ``out`` the edges entering the last node that
-#: accepts edges (the last stage before the head).
-VARIANTS: dict[str, Callable[[Spec], list[str]]] = {"in": _in_edges, "out": _out_edges}
+def _out_edges(spec: Spec) -> list[str]:
+    # The paper's HiResNet-Out: "residuals from all residual blocks to the last
+    # one".  The first node (the stem, a plain convolution) is not a residual
+    # block, and its edges are what "in" keeps; so "out" leaves them out.
+    last = _last_stage(spec)
+    return [f"*:{last}", f"!{spec.nodes[0].id}:{last}"] if last else []
+
+
+def _out_all_edges(spec: Spec) -> list[str]:
+    last = _last_stage(spec)
+    return [f"*:{last}"] if last else []
+
+
+#: Named edge sets, as functions of the spec giving selectors (one starting
+#: with ``!`` removes what it matches): ``in`` keeps the edges leaving the first
+#: node; ``out`` (the paper's HiResNet-Out) the edges entering the last node that
+#: accepts edges (the last stage before the head) from any node but the first;
+#: ``out-all`` every edge entering that last stage, the first node's included.
+VARIANTS: dict[str, Callable[[Spec], list[str]]] = {"in": _in_edges, "out": _out_edges, "out-all": _out_all_edges}
 
 
 def variant_edges(spec: Spec, variant: str) -> list[Edge]:
@@ -147,13 +162,20 @@ def variant_edges(spec: Spec, variant: str) -> list[Edge]:
 
     Examples
     --------
-    >>> [e.name for e in variant_edges(load_spec("specs/hiresnet18.yaml"), "in")]
+    >>> spec = load_spec("specs/hiresnet18.yaml")
+    >>> [e.name for e in variant_edges(spec, "in")]
     ['stem->stage2', 'stem->stage3', 'stem->stage4']
+    >>> [e.name for e in variant_edges(spec, "out")]
+    ['stage1->stage4', 'stage2->stage4']
+    >>> [e.name for e in variant_edges(spec, "out-all")]
+    ['stem->stage4', 'stage1->stage4', 'stage2->stage4']
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}{did_you_mean(variant, VARIANTS)}; known: {', '.join(VARIANTS)}")
     selectors = VARIANTS[variant](spec)
-    edges = [e for s in selectors for e in spec.edges if _matches(e, *_split(s, spec))]
+    keep = [_split(s, spec) for s in selectors if not s.startswith("!")]
+    remove = [_split(s[1:], spec) for s in selectors if s.startswith("!")]
+    edges = [e for e in spec.edges if any(_matches(e, *k) for k in keep) and not any(_matches(e, *r) for r in remove)]
     if not edges:
         raise GraphError(
             f"variant '{variant}' ({', '.join(selectors) or 'no node'}) keeps no edge of {spec.name or 'the spec'}; "
@@ -254,8 +276,10 @@ def ablate(
         Edge selectors of the edges to remove (``"stem:stage4"``, ``"*:stage4"``).
     keep : str or iterable of str
         Edge selectors of the edges to keep; all others are removed.
-    variant : {"in", "out"}
-        A named edge set to keep (see :data:`VARIANTS`).
+    variant : {"in", "out", "out-all"}
+        A named edge set to keep (see :data:`VARIANTS`): ``out`` is the
+        paper's HiResNet-Out (from the residual blocks into the last stage),
+        ``out-all`` adds the first node's (the stem's) edge into it.
     name : str, optional
         Name of the new spec (default: derived, e.g. ``hiresnet18-no-stem-stage4``).
 
@@ -274,7 +298,7 @@ def ablate(
     >>> ablate(spec, drop=["stem:stage4"]).name
     'hiresnet18-no-stem-stage4'
     >>> [e.name for e in ablate(spec, variant="out").edges]
-    ['stem->stage4', 'stage1->stage4', 'stage2->stage4']
+    ['stage1->stage4', 'stage2->stage4']
     >>> len(ablate(spec, drop="*:*").edges)
     0
     """

@@ -511,7 +511,9 @@ def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--drop", multiple=True, metavar="FROM:TO", help="Edges to remove; repeatable or comma-separated; patterns like 'stem:*', '*:stage4'.")
 @click.option("--keep", multiple=True, metavar="FROM:TO", help="Edges to keep; all others are removed.")
-@click.option("--variant", type=click.Choice(["in", "out"]), help="'in': keep the edges leaving the first node; 'out': the edges entering the last stage.")
+@click.option("--variant", type=click.Choice(["in", "out", "out-all"]),
+              help="'in': keep the edges leaving the first node; 'out' (the paper's HiResNet-Out): the edges entering "
+                   "the last stage from residual blocks (not from the first node); 'out-all': every edge entering it.")
 @click.option("--sweep", type=click.Choice(["single", "leave-one-out", "powerset"]), help="Write a family of ablations to the folder given by -o.")
 @click.option("--over", multiple=True, metavar="FROM:TO", help="With --sweep: sweep only these edges (the others are kept).")
 @click.option("--max-variants", type=click.IntRange(min=1), default=256, show_default=True, help="With --sweep: refuse to write more specs than this.")

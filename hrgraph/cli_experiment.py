@@ -38,10 +38,12 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--amp", is_flag=True, help="Mixed precision (CUDA).")
 @click.option("--limit-train", type=click.IntRange(min=1), help="At most this many training images per epoch (smoke runs).")
 @click.option("--limit-val", type=click.IntRange(min=1), help="At most this many val/test images (smoke runs).")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="Pin each run to N CPU threads (overrides the grid's threads key).")
 @handle_errors
 def experiment_command(
     grid_file: Path, runs_dir: Path | None, shard: tuple[int, int], dry_run: bool, device: str, amp: bool,
-    limit_train: int | None, limit_val: int | None,
+    limit_train: int | None, limit_val: int | None, threads: int | None,
 ) -> None:
     """Train every model x data set x seed of GRID.yaml, each in RUNS_DIR/<model>__<data>__s<seed>/.
 
@@ -72,7 +74,8 @@ def experiment_command(
 
     try:
         results = run_grid(grid, runs_dir, shard=shard, device=device, on_run=on_run, command=sys.argv,
-                           amp=amp, limit_train=limit_train, limit_val=limit_val)
+                           amp=amp, limit_train=limit_train, limit_val=limit_val,
+                           **({"threads": threads} if threads is not None else {}))
     except TrainingInterrupted as err:
         click.echo(f"error: {err}", err=True)
         click.echo(f"rerun the same command to resume: {shlex.join(['hrgraph', *sys.argv[1:]])}", err=True)

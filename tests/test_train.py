@@ -314,3 +314,23 @@ def test_resume_restarts_a_run_stopped_before_its_first_checkpoint(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text("spec: {}\n")
     assert _run(tmp_path, resume=True, overrides={"epochs": 1})["epochs_done"] == 1
+
+
+def test_config_records_where_the_run_ran_and_threads_pin(tmp_path):
+    import yaml
+
+    from hrgraph.train.machine import cpu_model
+
+    before = torch.get_num_threads()
+    try:
+        args = ["train", str(_spec_file(tmp_path)), "--recipe", str(_recipe_file(tmp_path)), "--epochs", "1",
+                "--threads", "1", "--device", "cpu", "--limit-train", "32", "--limit-val", "16",
+                "--out", str(tmp_path / "r")]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        machine = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["machine"]
+        assert machine["threads"] == 1 and torch.get_num_threads() == 1
+        assert machine["cpu"] == cpu_model() and machine["gpu"] is None
+        assert machine["torch"] == str(torch.__version__) and machine["deterministic"] is False
+    finally:
+        torch.set_num_threads(before)

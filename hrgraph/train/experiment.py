@@ -415,6 +415,7 @@ def run_grid(
             device=device,
             tags=_tags(grid, run),
             command=command,
+            **({"threads": grid.threads} if grid.threads is not None and "threads" not in train_options else {}),
             **train_options,
         )
         results.append(RunResult(run, "resumed" if status == "partial" else "trained", dict(summary or {})))

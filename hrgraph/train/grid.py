@@ -48,7 +48,7 @@ class Ablation(_Frozen):
 
     drop: list[str] | None = None
     keep: list[str] | None = None
-    variant: Literal["in", "out"] | None = None
+    variant: Literal["in", "out", "out-all"] | None = None
 
 
 def _data_entry(value: Any) -> Any:
@@ -83,6 +83,10 @@ class Grid(_Frozen):
     data: list[Annotated[DataEntry, BeforeValidator(_data_entry)]] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
     models: list[GridModel] = Field(min_length=1)
+    threads: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Pin each run to this many CPU threads (CPU results are bit-identical only for the same count).",
+    )
 
     _path: str | None = None
     _base_dir: Path = Path(".")

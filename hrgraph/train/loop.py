@@ -47,6 +47,7 @@ from ..spec import Spec, load_spec
 from . import distributed
 from .checkpoint import read_checkpoint, rng_state, set_rng_state, write_checkpoint
 from .data import iterate_batches, load_data, num_batches
+from .machine import machine_info, set_threads
 from .progress import LogReporter, Reporter
 from .recipe import Recipe, apply_overrides, load_recipe, lr_at
 
@@ -220,6 +221,7 @@ def train(
     command: list[str] | None = None,
     reporter: Reporter | None = None,
     log_grad_norms: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` under ``recipe`` into the run folder ``out``; returns the run's summary.
 
@@ -261,6 +263,10 @@ def train(
         Write ``grad_norms.csv``: per node and projection, the L2 norm of its
         parameters' gradient at initialisation (epoch 0, the first batch) and
         its mean over the steps of every epoch (how far the loss reaches back).
+    threads : int, optional
+        Pin torch's CPU threads to this many for the run (default: leave
+        torch's choice).  CPU results are bit-identical only for the same
+        thread count; ``config.yaml`` records the count in force either way.
 
     Returns
     -------
@@ -288,6 +294,7 @@ def train(
     reporter = reporter or LogReporter()
     joined_before = torch.distributed.is_initialized()
     try:
+        set_threads(threads)
         ctx = distributed.setup(device)
     except ValueError as err:
         raise TrainingError(str(err)) from None
@@ -601,6 +608,6 @@ def _write_config(out: Path, spec: Spec, recipe: Recipe, overrides, tags, comman
         "spec": spec.to_dict(minimal=False), "spec_fingerprint": spec.fingerprint,
         "recipe": recipe.to_dict(), "recipe_fingerprint": recipe.fingerprint,
         "overrides": dict(overrides), "tags": tags, "commands": commands, "versions": _versions(),
-        "device": str(ctx.device), "world_size": ctx.world_size, "data_notes": list(data.notes),
+        "machine": machine_info(ctx.device), "device": str(ctx.device), "world_size": ctx.world_size, "data_notes": list(data.notes),
     }
     write_atomic(config_path, yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100))
