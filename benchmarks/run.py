@@ -264,7 +264,7 @@ def bench_derive(cfg: argparse.Namespace) -> dict:
 
     from click.testing import CliRunner
 
-    from hrgraph.cli import _print_summary, main as cli
+    from hrgraph.cli.main import _print_summary, main as cli
 
     n = cfg.derive_nodes
     data = random_dag_spec(n, seed=0, fan_in=20, window=24)
@@ -400,7 +400,7 @@ def _time_command(argv: list[str]) -> float:
 def bench_cli(cfg: argparse.Namespace) -> dict:
     """Wall time of fresh processes: validate and compile next to a bare `import torch`."""
     script = shutil.which("hrgraph")
-    hr = [script] if script else [sys.executable, "-m", "hrgraph.cli"]
+    hr = [script] if script else [sys.executable, "-m", "hrgraph.cli.main"]
     commands = {
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
         "hrgraph validate specs/hiresnet18.yaml": hr + ["validate", "specs/hiresnet18.yaml"],
@@ -408,7 +408,7 @@ def bench_cli(cfg: argparse.Namespace) -> dict:
     }
     times = interleaved({k: (lambda a=a: _time_command(a)) for k, a in commands.items()}, cfg.cli_repeats)
     probe = (
-        "import sys\nfrom hrgraph.cli import main\n"
+        "import sys\nfrom hrgraph.cli.main import main\n"
         "try:\n    main(['validate', 'specs/hiresnet18.yaml'])\nexcept SystemExit:\n    pass\n"
         "print('torch' in sys.modules, file=sys.stderr)\n"
     )
@@ -416,7 +416,7 @@ def bench_cli(cfg: argparse.Namespace) -> dict:
     return {
         "median_s": {k: med(v) for k, v in times.items()},
         "repeats": cfg.cli_repeats,
-        "launcher": "hrgraph" if script else "python -m hrgraph.cli",
+        "launcher": "hrgraph" if script else "python -m hrgraph.cli.main",
         "validate_imports_torch": result.stderr.strip().splitlines()[-1] == "True",
     }
 
@@ -719,7 +719,7 @@ def summary(r: dict) -> list[str]:
 
 
 def hrgraph_count(n: int) -> str:
-    from hrgraph.shapes import format_count
+    from hrgraph.build.shapes import format_count
 
     return format_count(n)
 

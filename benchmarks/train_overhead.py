@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import hrgraph
-from hrgraph.match import scale_widths
+from hrgraph.edit.match import scale_widths
 from hrgraph.train.data import load_data
 from hrgraph.train.loop import train
 

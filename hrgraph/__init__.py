@@ -19,16 +19,16 @@ from .errors import (
     SpecError,
     UnknownNodeError,
 )
-from .graph import check_graph
-from .kinds import KINDS, Block
-from .shapes import ShapePlan, count_params, infer_shapes
-from .schema import spec_json_schema
-from .spec import Edge, Spec, load_spec
+from .build.graph import check_graph
+from .spec.kinds import KINDS, Block
+from .build.shapes import ShapePlan, count_params, infer_shapes
+from .spec.schema import spec_json_schema
+from .spec.models import Edge, Spec, load_spec
 # The functions shadow their modules' names as attributes of the package; import
-# the modules' other names with "from hrgraph.ablate import ...".
-from .ablate import ablate, select_edges, sweep
-from .match import match_params
-from .render import render
+# the modules' other names with "from hrgraph.edit.ablate import ...".
+from .edit.ablate import ablate, select_edges, sweep
+from .edit.match import match_params
+from .draw.render import render
 
 __version__ = "0.1.0"
 
@@ -69,14 +69,14 @@ __all__ = [
 # These need torch; import it only when one of them is first used, so that
 # validating and rendering a spec stay fast.
 _LAZY = {
-    "compile_model": "compiler",
-    "save_checkpoint": "compiler",
-    "load_checkpoint": "compiler",
-    "HrNet": "compiler",
-    "register_block": "blocks",
+    "compile_model": "build.compiler",
+    "save_checkpoint": "build.compiler",
+    "load_checkpoint": "build.compiler",
+    "HrNet": "build.compiler",
+    "register_block": "build.blocks",
     # No torch, but only the users of graph import/export need them loaded.
-    "to_networkx": "netx",
-    "from_networkx": "netx",
+    "to_networkx": "io.netx",
+    "from_networkx": "io.netx",
 }
 
 

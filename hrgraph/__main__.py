@@ -1,5 +1,5 @@
 """``python -m hrgraph ...``: the same as the ``hrgraph`` command."""
 
-from .cli import main
+from .cli.main import main
 
 main(prog_name="hrgraph")

@@ -1,4 +1,4 @@
-"""Structural ablation (hrgraph.ablate, sweeps, the CLI) and run-time edge masking (HrNet.set_edges)."""
+"""Structural ablation (hrgraph.edit.ablate, sweeps, the CLI) and run-time edge masking (HrNet.set_edges)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import hrgraph
 from hrgraph import GraphError, UnknownNodeError, ablate, count_params, load_spec, select_edges, sweep
-from hrgraph.ablate import SWEEPS, VARIANTS
-from hrgraph.cli import main
+from hrgraph.edit.ablate import SWEEPS, VARIANTS
+from hrgraph.cli.main import main
 
 HIRESNET = "specs/hiresnet18.yaml"
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import hrgraph
 from hrgraph.analysis import analyze, contributions, edge_cut, open_run
 from hrgraph.analysis.run import load_run_data, split_batches
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 from hrgraph.train.loop import train
 
 # stem -> stage2 gets a projection (avg pool + 1x1 conv + BN); stem -> stage1 is an identity (same shape).

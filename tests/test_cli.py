@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 
 from .conftest import SPECS
 
@@ -221,7 +221,7 @@ def test_schema_out_writes_the_same_text(tmp_path):
 
 def test_repo_specs_match_the_schema():
     jsonschema = pytest.importorskip("jsonschema")
-    from hrgraph.source import read_yaml, strip
+    from hrgraph.spec.source import read_yaml, strip
 
     schema = json.loads(run("schema").stdout)
     validator = jsonschema.Draft202012Validator(schema)
@@ -385,7 +385,7 @@ def test_sweep_with_names_over_255_bytes_writes_everything(tmp_path):
 
 
 def test_failed_sweep_writes_nothing(tmp_path, monkeypatch):
-    import hrgraph.cli as cli
+    import hrgraph.cli.main as cli
 
     calls = []
 
@@ -465,7 +465,7 @@ def test_a_foreign_torch_file_is_not_a_checkpoint(tmp_path):
 
 
 def test_large_tables_are_printed_as_plain_columns(tiny, monkeypatch):
-    import hrgraph.cli as cli
+    import hrgraph.cli.main as cli
 
     monkeypatch.setattr(cli, "RICH_ROWS", 2)  # tiny's 4 nodes now count as a large table
     result = run("compile", str(tiny))

@@ -1,4 +1,4 @@
-"""Cost per node and per edge (hrgraph.cost, ``hrgraph summary``): exact sums, torch's flop counter, CLI."""
+"""Cost per node and per edge (hrgraph.build.cost, ``hrgraph summary``): exact sums, torch's flop counter, CLI."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
-from hrgraph.cost import BYTES_PER_ELEMENT, count_cost
+from hrgraph.cli.main import main
+from hrgraph.build.cost import BYTES_PER_ELEMENT, count_cost
 from hrgraph.generate import random_dag_spec
 
 from .conftest import ROOT, SPECS, spec_id
@@ -104,7 +104,7 @@ def test_every_kind_op_counts_by_hand():
 @pytest.mark.parametrize(("size", "out"), [(5, 3), (7, 2), (10, 4), (20, 4), (9, 9), (10, 1)])
 def test_adaptive_reads_are_torch_windows(size, out):
     torch = pytest.importorskip("torch")
-    from hrgraph.cost import _adaptive_reads
+    from hrgraph.build.cost import _adaptive_reads
 
     reads = 0
     for i in range(out):  # the inputs that output i depends on: where its gradient is nonzero
@@ -221,7 +221,7 @@ def test_summary_misuse_exits_2():
 
 def test_summary_imports_no_torch():
     code = (
-        "import sys; from click.testing import CliRunner; from hrgraph.cli import main; "
+        "import sys; from click.testing import CliRunner; from hrgraph.cli.main import main; "
         "r = CliRunner().invoke(main, ['summary', 'specs/hiresnet18.yaml']); "
         "assert r.exit_code == 0, r.output; "
         "assert 'torch' not in sys.modules, 'torch was imported'"

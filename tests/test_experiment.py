@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 from hrgraph.errors import GridError, TrainingInterrupted
-from hrgraph.shapes import count_params
+from hrgraph.build.shapes import count_params
 from hrgraph.train.experiment import (
     derive_spec,
     dry_run,

@@ -204,7 +204,7 @@ def test_ctrl_c_during_torch_save_says_interrupted_and_exits_130(tmp_path, inter
     pytest.importorskip("torch")
     from click.testing import CliRunner
 
-    from hrgraph.cli import main
+    from hrgraph.cli.main import main
 
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY)
@@ -227,7 +227,7 @@ class Slow:
     def __enter__(self): return self
     def __exit__(self, *exc): self._fh.close()
 os.fdopen = lambda *a, **k: Slow(real(*a, **k))
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 main(sys.argv[1:], prog_name="hrgraph")
 """
 

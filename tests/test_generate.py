@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 from hrgraph.generate import GRAPHS, random_graph, randwire, stage_seed
 from hrgraph.generate.randwire import RandWireError, orient
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 
 from .conftest import ROOT
 
@@ -116,7 +116,7 @@ def test_absurd_width_is_refused_before_any_allocation():
 
 def test_compile_refuses_absurd_spec_without_building(monkeypatch):
     # compile_model must fail in shape inference: no module constructor may run.
-    from hrgraph import compiler
+    from hrgraph.build import compiler
 
     def refuse(*args, **kwargs):
         raise AssertionError("a module was built for a spec that should have been refused")

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
-from hrgraph.shapes import MAX_ACTIVATION
-from hrgraph.source import MAX_SPEC_BYTES, MAX_YAML_NODES, parse_yaml, read_yaml
+from hrgraph.cli.main import main
+from hrgraph.build.shapes import MAX_ACTIVATION
+from hrgraph.spec.source import MAX_SPEC_BYTES, MAX_YAML_NODES, parse_yaml, read_yaml
 
 from .conftest import ROOT
 
@@ -76,7 +76,7 @@ def test_refused_absurd_input_allocates_nothing(command):
     probe = textwrap.dedent(
         f"""
         import resource, sys
-        from hrgraph.cli import main
+        from hrgraph.cli.main import main
         try:
             main([{command!r}, {HUGE_INPUT!r}])
         except SystemExit as exit:

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 import hrgraph
 from hrgraph import SpecError, count_params, load_spec, match_params
-from hrgraph.cli import main
-from hrgraph.match import TOLERANCE
+from hrgraph.cli.main import main
+from hrgraph.edit.match import TOLERANCE
 
 FAMILIES = ["plain18", "resnet18", "resnext18"]
 
@@ -173,7 +173,7 @@ def test_counter_agrees_with_count_params_for_every_single_move(seed):
     import random
 
     from hrgraph.generate import random_dag_spec
-    from hrgraph.match import _apply, _Counter, _slots
+    from hrgraph.edit.match import _apply, _Counter, _slots
 
     rng = random.Random(seed)
     spec = load_spec(CONCAT) if seed == 0 else load_spec(

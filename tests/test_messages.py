@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
-from hrgraph.diagnostics import MAX_ERRORS
+from hrgraph.cli.main import main
+from hrgraph.spec.diagnostics import MAX_ERRORS
 
 from .conftest import ROOT
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import hrgraph
-from hrgraph.interop import from_torchvision_resnet
+from hrgraph.io.interop import from_torchvision_resnet
 
 from .conftest import ROOT, SPECS, spec_id
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import hrgraph
-from hrgraph.kinds import RESERVED_IDS
+from hrgraph.spec.kinds import RESERVED_IDS
 
 from .conftest import SPECS, spec_id
 
@@ -88,7 +88,7 @@ def test_trailing_underscore_ids_compile_with_distinct_projections():
     spec["nodes"][2]["stride"] = 2  # both edges need a projection module
     model = hrgraph.compile_model(spec)
     assert set(model.projections) == {"a___b", "a__b"}
-    from hrgraph.render import to_dot
+    from hrgraph.draw.render import to_dot
 
     dot = to_dot(hrgraph.load_spec(spec))
     assert dot.count("<b>a_-&gt;b</b>") == 1 and dot.count("<b>a-&gt;b</b>") == 1

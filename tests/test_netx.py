@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
-from hrgraph.graphfiles import import_graph
-from hrgraph.netx import convert, from_networkx, node_ids, to_networkx
+from hrgraph.cli.main import main
+from hrgraph.io.graphfiles import import_graph
+from hrgraph.io.netx import convert, from_networkx, node_ids, to_networkx
 
 from .conftest import ROOT, SPECS
 

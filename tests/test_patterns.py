@@ -1,4 +1,4 @@
-"""Edge patterns (hrgraph.patterns): expansion, overrides, extends, located errors, validate --expand."""
+"""Edge patterns (hrgraph.spec.patterns): expansion, overrides, extends, located errors, validate --expand."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph import patterns
-from hrgraph.cli import main
-from hrgraph.patterns import recording
+from hrgraph.spec import patterns
+from hrgraph.cli.main import main
+from hrgraph.spec.patterns import recording
 
 from .conftest import ROOT
 

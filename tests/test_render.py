@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from hrgraph import load_spec
-from hrgraph.cli import main
-from hrgraph.diff import diff_specs, edge_text
+from hrgraph.cli.main import main
+from hrgraph.edit.diff import diff_specs, edge_text
 from hrgraph.errors import GraphError, RenderError
-from hrgraph.gallery import write_gallery
+from hrgraph.draw.gallery import write_gallery
 from hrgraph.generate import random_dag_spec
-from hrgraph.render import ABLATED, ADDED, CHANGED, IDENTITY, REMOVED, diff_dot, render, to_dot, write_diagram
-from hrgraph.shapes import count_params, infer_shapes
+from hrgraph.draw.render import ABLATED, ADDED, CHANGED, IDENTITY, REMOVED, diff_dot, render, to_dot, write_diagram
+from hrgraph.build.shapes import count_params, infer_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").rglob("*.yaml"))  # specs/examples/ too
@@ -77,7 +77,7 @@ def test_dot_is_deterministic_for_a_large_generated_spec():
 
 def test_render_imports_no_torch():
     code = (
-        "import sys, hrgraph, hrgraph.render, hrgraph.diff, hrgraph.gallery; "
+        "import sys, hrgraph, hrgraph.draw.render, hrgraph.edit.diff, hrgraph.draw.gallery; "
         "hrgraph.render('specs/hiresnet18.yaml', sys.argv[1]); "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
@@ -400,7 +400,7 @@ def test_any_spec_name_gives_valid_dot_drawn_as_written(name):
 @pytest.mark.needs_dot
 @pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
 def test_gallery_goes_on_past_a_spec_graphviz_fails_on_and_writes_its_index(tmp_path, monkeypatch):
-    import hrgraph.gallery as gallery
+    import hrgraph.draw.gallery as gallery
 
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -423,7 +423,7 @@ def test_gallery_goes_on_past_a_spec_graphviz_fails_on_and_writes_its_index(tmp_
 
 
 def test_gallery_page_keeps_free_text_inert(tmp_path):
-    from hrgraph.gallery import GalleryEntry, _markdown
+    from hrgraph.draw.gallery import GalleryEntry, _markdown
 
     entry = GalleryEntry(
         spec=Path("specs/evil.yaml"), image=tmp_path / "evil.svg", name="<script>x</script> | a\\",

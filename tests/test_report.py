@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 from hrgraph.errors import HrgraphError
 from hrgraph.train.report import build_report, render_csv, render_markdown, student_t_sf, welch_ttest
 

@@ -270,7 +270,7 @@ def user_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield name
     # Leave the registries as they were for the rest of the session.
-    from hrgraph.blocks import BUILDERS
+    from hrgraph.build.blocks import BUILDERS
 
     sys.modules.pop(name, None)
     hrgraph.KINDS._kinds.pop("test_user_scale", None)

@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 
 import hrgraph
-from hrgraph.cli import main
-from hrgraph.cost import count_cost
-from hrgraph.render import to_dot
+from hrgraph.cli.main import main
+from hrgraph.build.cost import count_cost
+from hrgraph.draw.render import to_dot
 
 from .conftest import SPECS, spec_id
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hrgraph.cli import main
+from hrgraph.cli.main import main
 from hrgraph.errors import HrgraphError, TrainingError, TrainingInterrupted
 from hrgraph.train.checkpoint import read_checkpoint, write_checkpoint
 from hrgraph.train.loop import METRICS_COLUMNS, train
@@ -190,7 +190,7 @@ def test_width_mult_and_tags(tmp_path):
     assert summary["name"] == "r18" and summary["tags"]["family"] == "resnet"
     assert summary["spec_name"] == "resnet18-w0.125"
     from hrgraph import count_params
-    from hrgraph.match import scale_widths
+    from hrgraph.edit.match import scale_widths
 
     assert summary["params"] == count_params(scale_widths(ROOT / "specs" / "resnet18.yaml", 0.125))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import hrgraph
-from hrgraph.source import parse_yaml
+from hrgraph.spec.source import parse_yaml
 
 BASE = {
     "input": {"channels": 3, "height": 32, "width": 32},

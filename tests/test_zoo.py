@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from hrgraph import SpecError, count_params, load_spec
-from hrgraph.cli import main
-from hrgraph.zoo import family_key, load_zoo, zoo_markdown
+from hrgraph.cli.main import main
+from hrgraph.edit.zoo import family_key, load_zoo, zoo_markdown
 
 from .conftest import ROOT
 

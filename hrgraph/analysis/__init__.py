@@ -3,7 +3,7 @@
 :func:`contributions` (the HiResNet paper's Fig. 2), :func:`edge_cut`
 (accuracy with edges switched off at run time) and :func:`analyze` (both, plus
 the gradient-norm log, written into a folder with ``analysis.md``).  The cost
-of every node and edge (parameters, MACs) is :mod:`hrgraph.cost`.
+of every node and edge (parameters, MACs) is :mod:`hrgraph.build.cost`.
 """
 
 from __future__ import annotations

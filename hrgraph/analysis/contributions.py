@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..compiler import HrNet
+from ..build.compiler import HrNet
 from .figures import PALETTE, figure_bytes, new_figure
 
 __all__ = ["contributions", "contribution_figure", "COLUMNS"]

@@ -5,7 +5,7 @@ model, all in one pass over the data (every batch goes through each variant
 of the forward; :meth:`HrNet.set_edges` only swaps the generated forward).
 This measures how much the *trained* model relies on an edge: its other
 weights were learned with the edge present.  It is not structural ablation
-(the paper's Table 2, :func:`hrgraph.ablate`), where a network is trained
+(the paper's Table 2, :func:`hrgraph.edit.ablate`), where a network is trained
 without the edge and may learn to do as well without it.
 """
 
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..ablate import select_edges
-from ..compiler import HrNet
+from ..edit.ablate import select_edges
+from ..build.compiler import HrNet
 from ..errors import GraphError
 from .figures import figure_bytes, new_figure
 

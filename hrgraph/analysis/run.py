@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from ..compiler import HrNet, compile_model
+from ..build.compiler import HrNet, compile_model
 from ..errors import DataError, HrgraphError, TrainingError
-from ..spec import Spec, load_spec
+from ..spec.models import Spec, load_spec
 from ..train.checkpoint import read_checkpoint
 from ..train.data import DataSplits, iterate_batches, load_data
 from ..train.recipe import Recipe, load_recipe

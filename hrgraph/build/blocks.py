@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .errors import CompileError, did_you_mean
-from .kinds import (
+from ..errors import CompileError, did_you_mean
+from ..spec.kinds import (
     KINDS,
     BasicBlock,
     Block,

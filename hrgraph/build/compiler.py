@@ -39,10 +39,10 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import Gate, WeightedSum, build_block, build_projection, init_weights
-from .errors import CompileError, HrgraphError
-from .files import atomic_open
+from ..errors import CompileError, HrgraphError
+from ..files import atomic_open
 from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
-from .spec import Spec, load_spec, parse_edge_ref
+from ..spec.models import Spec, load_spec, parse_edge_ref
 
 __all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
 
@@ -317,7 +317,7 @@ class HrNet(nn.Module):
 
         The state_dict keeps every key, so a trained model can be evaluated with
         edges cut and restored.  Unlike structural ablation
-        (:func:`hrgraph.ablate`), nothing is removed and the parameter count is
+        (:func:`hrgraph.edit.ablate`), nothing is removed and the parameter count is
         unchanged.  The forward is regenerated; it costs nothing per call.
 
         Parameters
@@ -362,7 +362,7 @@ class HrNet(nn.Module):
         off = set(known) - keys(enabled) if enabled is not None else keys(disabled)
         concat = sorted(known[k].name for k in off if known[k].merge == "concat")
         if concat:
-            raise ValueError(f"cannot disable concat edges at run time ({', '.join(concat)}): use hrgraph.ablate")
+            raise ValueError(f"cannot disable concat edges at run time ({', '.join(concat)}): use hrgraph.edit.ablate")
         self._disabled = frozenset(off)
         self._generate()
         return self
@@ -456,7 +456,7 @@ def compile_model(
         model = HrNet(plan)
     # Only our own modules get torchvision's init; user blocks keep theirs.
     for node_id, module in model.nodes.items():
-        if module.__class__.__module__ == "hrgraph.blocks":
+        if module.__class__.__module__ == "hrgraph.build.blocks":
             init_weights(module)
     init_weights(model.projections)
     init_weights(model.inputs)

@@ -15,7 +15,7 @@ number counts, per sample of one forward pass:
   projection (which training also keeps for backward) are not counted.
   ``activation_bytes`` is four bytes (float32) per element.
 * ``pool``, ``bn``, ``add``: the work that is not a multiply-accumulate, in
-  elements (:class:`~hrgraph.kinds.OpCounts`): pooling windows read, batch-norm
+  elements (:class:`~hrgraph.spec.kinds.OpCounts`): pooling windows read, batch-norm
   outputs, residual-sum additions (a block's shortcuts; an edge with
   ``merge: sum`` adds its projection into the target).  ReLUs and the copies of
   ``merge: concat`` are not counted.
@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 from math import prod
 from typing import Any
 
-from .kinds import OpCounts
+from ..spec.kinds import OpCounts
 from .shapes import Projection, ShapePlan
 
 __all__ = ["Cost", "CostRow", "CostTable", "count_cost", "BYTES_PER_ELEMENT"]

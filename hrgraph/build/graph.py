@@ -13,8 +13,8 @@ from typing import Any
 
 import networkx as nx
 
-from .errors import CycleError, GraphError, UnknownNodeError, did_you_mean
-from .spec import Spec
+from ..errors import CycleError, GraphError, UnknownNodeError, did_you_mean
+from ..spec.models import Spec
 
 __all__ = ["check_graph", "topological_order"]
 

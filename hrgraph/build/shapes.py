@@ -16,10 +16,10 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
-from .errors import ShapeError
+from ..errors import ShapeError
 from .graph import check_graph, topological_order
-from .kinds import Shape, bn_params, conv_params
-from .spec import Edge, InputShape, Spec
+from ..spec.kinds import Shape, bn_params, conv_params
+from ..spec.models import Edge, InputShape, Spec
 
 __all__ = ["Projection", "Merge", "NodeShape", "ShapePlan", "plan_merge", "infer_shapes", "count_params", "format_count", "format_shape"]
 
@@ -425,7 +425,7 @@ def infer_shapes(
     Raises
     ------
     GraphError
-        From :func:`~hrgraph.graph.check_graph`.
+        From :func:`~hrgraph.build.graph.check_graph`.
     ShapeError
         A block or an edge does not fit its input, or the network is too large.
 

@@ -1,6 +1,6 @@
 """Analysis commands of the ``hrgraph`` command line: ``summary`` (cost per node and per edge) and ``analyze``.
 
-Registered on :data:`hrgraph.cli.main` at the end of :mod:`hrgraph.cli`.  No
+Registered on :data:`hrgraph.cli.main.main` at the end of :mod:`hrgraph.cli.main`.  No
 torch import on the ``summary`` path: the numbers come from the shape plan;
 ``analyze`` imports torch when it runs.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from .cli import allow_imports_option, handle_errors, parse_shape
-from .cost import CostRow, CostTable
+from .main import allow_imports_option, handle_errors, parse_shape
+from ..build.cost import CostRow, CostTable
 
 __all__ = ["summary", "analyze_command"]
 
@@ -45,9 +45,9 @@ def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None,
     that is not MACs: pooling (window elements read), batch norm and residual
     adds (elements).  The rows sum to the totals 'hrgraph compile' prints.
     """
-    from .cost import count_cost
-    from .shapes import infer_shapes
-    from .spec import load_spec
+    from ..build.cost import count_cost
+    from ..build.shapes import infer_shapes
+    from ..spec.models import load_spec
 
     input_shape = parse_shape(input_text)
     table = count_cost(infer_shapes(load_spec(spec, allow_imports=allow_imports), input_shape=input_shape))
@@ -74,7 +74,7 @@ def _ordered(table: CostTable, sort: str | None) -> list[CostRow]:
 def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
     from rich.table import Table
 
-    from .shapes import format_count, format_shape
+    from ..build.shapes import format_count, format_shape
 
     from rich.console import Console
 
@@ -166,7 +166,7 @@ def analyze_command(run: Path, data: str | None, data_dir: str | None, split: st
     training without it) as CSV and PNG; the gradient norm per node when the
     run was trained with --log-grad-norms; and analysis.md with all of them.
     """
-    from .analysis import analyze
+    from ..analysis import analyze
 
     selectors = [e.strip() for e in edges.split(",") if e.strip()] if edges else None
     result = analyze(run, data=data, data_dir=data_dir, split=split, limit=limit, edges=selectors, out=out,

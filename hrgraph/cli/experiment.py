@@ -1,6 +1,6 @@
 """`hrgraph experiment` and `hrgraph report`: run a grid of trainings, and compare what they gave.
 
-Registered on the main group at the end of :mod:`hrgraph.cli`; torch is imported
+Registered on the main group at the end of :mod:`hrgraph.cli.main`; torch is imported
 only when a run starts, so ``--help`` and ``--dry-run`` stay fast.
 """
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from .cli import handle_errors
-from .errors import TrainingInterrupted
-from .files import write_atomic
+from .main import handle_errors
+from ..errors import TrainingInterrupted
+from ..files import write_atomic
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int]:
-    from .train.experiment import parse_shard
+    from ..train.experiment import parse_shard
 
     if value is None:
         return (1, 1)
@@ -52,7 +52,7 @@ def experiment_command(
     time (width scaling, ablation, parameter matching to another model of the
     grid); see docs/experiments.md.
     """
-    from .train.experiment import dry_run as plan, load_grid, run_grid
+    from ..train.experiment import dry_run as plan, load_grid, run_grid
 
     grid = load_grid(grid_file)
     runs_dir = runs_dir or Path("runs") / grid.name
@@ -104,7 +104,7 @@ def report_command(
     seeds, Welch's t-test p-value against each model's baseline, epochs to
     reach --target-acc; groups with unfinished or missing runs are marked.
     """
-    from .train.report import build_report, plot_curves, render_csv, render_markdown
+    from ..train.report import build_report, plot_curves, render_csv, render_markdown
 
     report = build_report(runs_dir, target_acc=target_acc, baseline=baseline)
     if figure is not None:

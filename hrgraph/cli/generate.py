@@ -1,6 +1,6 @@
 """``hrgraph generate``: write a RandWire spec from a random graph model.
 
-Registered on :func:`hrgraph.cli.main`.  No torch: generating and validating a
+Registered on :func:`hrgraph.cli.main.main`.  No torch: generating and validating a
 spec needs only networkx and the shape arithmetic.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .cli import _emit_generated, handle_errors, parse_shape
+from .main import _emit_generated, handle_errors, parse_shape
 
 __all__ = ["generate_command"]
 
@@ -76,9 +76,9 @@ def generate_command(graph: str, nodes: int, seed: int, k: int | None, p: float 
     first nodes have stride 2, its last ones are averaged.  The same
     arguments always give the same file.  See docs/generate.md.
     """
-    from .generate.randwire import DEFAULTS, REGIMES, RandWireError, randwire
-    from .shapes import format_count, infer_shapes
-    from .spec import load_spec
+    from ..generate.randwire import DEFAULTS, REGIMES, RandWireError, randwire
+    from ..build.shapes import format_count, infer_shapes
+    from ..spec.models import load_spec
 
     shape = input_shape or (3, 224, 224)
     try:

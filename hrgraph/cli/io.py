@@ -1,6 +1,6 @@
 """``hrgraph import``: a spec from a GraphML, GML or adjacency CSV file.
 
-Registered on :func:`hrgraph.cli.main`; no torch.
+Registered on :func:`hrgraph.cli.main.main`; no torch.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _emit_generated, _refuse_input, handle_errors, parse_shape
+from .main import _emit_generated, _refuse_input, handle_errors, parse_shape
 
 __all__ = ["import_command"]
 
@@ -50,7 +50,7 @@ def import_command(
     cycle, unless --break-cycles order.  Node names that are not valid ids are
     renamed, each renaming reported on stderr.
     """
-    from .graphfiles import import_graph
+    from ..io.graphfiles import import_graph
 
     _refuse_input(out, graph)
     shape = parse_shape(input_text)

@@ -20,8 +20,8 @@ from typing import Any
 
 import click
 
-from .errors import HrgraphError
-from .files import atomic_dir, safe_filename, write_atomic
+from ..errors import HrgraphError
+from ..files import atomic_dir, safe_filename, write_atomic
 
 EXIT_SPEC = 1
 EXIT_USAGE = 2
@@ -185,9 +185,9 @@ def validate(
     edge pattern follows: where it is, and each edge it made (marked where an
     explicit edge, a later pattern or a child spec overrode it).
     """
-    from .patterns import describe_expansions, recording
-    from .shapes import MAX_ACTIVATION, format_count, infer_shapes
-    from .spec import load_spec
+    from ..spec.patterns import describe_expansions, recording
+    from ..build.shapes import MAX_ACTIVATION, format_count, infer_shapes
+    from ..spec.models import load_spec
 
     failed = 0
     for path in specs:
@@ -242,8 +242,8 @@ def compile_(
     """
     _refuse_input(out, spec)
     input_shape = parse_shape(input_text)
-    from .shapes import MAX_ACTIVATION, MAX_PARAMS, infer_shapes
-    from .spec import load_spec
+    from ..build.shapes import MAX_ACTIVATION, MAX_PARAMS, infer_shapes
+    from ..spec.models import load_spec
 
     loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
     # Shapes and limits first, without torch: an absurd spec or --input is
@@ -256,7 +256,7 @@ def compile_(
     )
     import torch
 
-    from .compiler import compile_model, save_checkpoint
+    from ..build.compiler import compile_model, save_checkpoint
 
     model = compile_model(checked)
     plan = model.plan
@@ -327,7 +327,7 @@ def _projections_cell(descriptions: list[str]) -> str:
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from .shapes import format_count, format_shape
+    from ..build.shapes import format_count, format_shape
 
     console = _console()
     title = summary["name"] or "spec"
@@ -391,7 +391,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @handle_errors
 def schema(out: Path | None) -> None:
     """Print the JSON Schema of spec files (for editor checking and completion)."""
-    from .schema import spec_json_schema
+    from ..spec.schema import spec_json_schema
 
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if out is None:
@@ -400,7 +400,7 @@ def schema(out: Path | None) -> None:
         write_atomic(out, text)
 
 
-# -- spec derivation: match, ablate, zoo (hrgraph.match, hrgraph.ablate, hrgraph.zoo) --------------------
+# -- spec derivation: match, ablate, zoo (hrgraph.edit.match, hrgraph.edit.ablate, hrgraph.edit.zoo) --------------------
 
 
 def _shell_word(arg: str) -> str:
@@ -486,9 +486,9 @@ def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str
     multiple of the cardinality; single widths are then moved if needed to land
     within the tolerance.  Works in both directions (widening and narrowing).
     """
-    from .match import describe_widths, match_params
-    from .shapes import count_params
-    from .spec import load_spec
+    from ..edit.match import describe_widths, match_params
+    from ..build.shapes import count_params
+    from ..spec.models import load_spec
 
     count = _parse_count(target)
     _refuse_input(out, spec, Path(target) if count is None else None)
@@ -538,10 +538,10 @@ def ablate(
     variant into the folder -o, each named after what it removes (or keeps,
     if shorter), plus an index file <name>-<sweep>.index.json.
     """
-    from .ablate import ablate as ablate_spec
-    from .ablate import sweep as sweep_spec
-    from .shapes import count_params
-    from .spec import load_spec
+    from ..edit.ablate import ablate as ablate_spec
+    from ..edit.ablate import sweep as sweep_spec
+    from ..build.shapes import count_params
+    from ..spec.models import load_spec
 
     given = [flag for flag, value in (("--drop", drop), ("--keep", keep), ("--variant", variant), ("--sweep", sweep)) if value]
     if len(given) != 1:
@@ -615,7 +615,7 @@ def zoo(paths: tuple[Path, ...], out: Path | None) -> None:
     and its #P is given relative to the family's original (its member
     without edges and with the fewest parameters).
     """
-    from .zoo import load_zoo, zoo_markdown
+    from ..edit.zoo import load_zoo, zoo_markdown
 
     paths = paths or (Path("specs"),)
     _refuse_input(out, *_spec_files(paths))
@@ -658,8 +658,8 @@ def render_(
     long-range edges are drawn beside it, labelled with the projection they
     insert.  The format follows OUT's suffix; '-o OUT.dot' needs no Graphviz.
     """
-    from .render import render
-    from .spec import load_spec
+    from ..draw.render import render
+    from ..spec.models import load_spec
 
     _refuse_input(out, spec, base)
     loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
@@ -683,9 +683,9 @@ def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool,
     Prints one line per difference, then the parameter counts; with -o, also
     draws both in one diagram: added green, removed red (dashed), changed orange.
     """
-    from .diff import diff_specs
-    from .render import diff_diagram, write_diagram
-    from .spec import load_spec
+    from ..edit.diff import diff_specs
+    from ..draw.render import diff_diagram, write_diagram
+    from ..spec.models import load_spec
 
     _refuse_input(out, a, b)
     options = {"allow_imports": allow_imports, "allow_outside": allow_outside}
@@ -712,7 +712,7 @@ def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) 
 
     Exits 1 if any spec could not be drawn (it is listed on the page with its error).
     """
-    from .gallery import write_gallery
+    from ..draw.gallery import write_gallery
 
     _refuse_input(index, *_spec_files((spec_dir,)))
     entries = write_gallery(spec_dir, out, index, allow_imports=allow_imports)
@@ -726,24 +726,24 @@ def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) 
 
 
 # Command families in their own modules (each imports torch only when it runs).
-from .cli_train import scale_command, train_command  # noqa: E402  (they need handle_errors above)
+from .train import scale_command, train_command  # noqa: E402  (they need handle_errors above)
 
 main.add_command(train_command)
 main.add_command(scale_command)
 
 
-from .cli_analysis import analyze_command, summary  # noqa: E402  (they need handle_errors above)
+from .analysis import analyze_command, summary  # noqa: E402  (they need handle_errors above)
 
 main.add_command(summary)
 main.add_command(analyze_command)
 
-from .cli_experiment import experiment_command, report_command  # noqa: E402  (they need handle_errors above)
+from .experiment import experiment_command, report_command  # noqa: E402  (they need handle_errors above)
 
 main.add_command(experiment_command)
 main.add_command(report_command)
 
-from .cli_graph import generate_command  # noqa: E402  (it needs handle_errors above)
-from .cli_import import import_command  # noqa: E402
+from .generate import generate_command  # noqa: E402  (it needs handle_errors above)
+from .io import import_command  # noqa: E402
 
 main.add_command(generate_command)
 main.add_command(import_command)

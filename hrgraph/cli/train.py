@@ -1,6 +1,6 @@
 """``hrgraph train`` and ``hrgraph scale``: the training commands of the CLI.
 
-Registered on :func:`hrgraph.cli.main`; torch is imported only when a command
+Registered on :func:`hrgraph.cli.main.main`; torch is imported only when a command
 runs, so ``hrgraph --help`` stays fast.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _emit_generated, handle_errors
+from .main import _emit_generated, handle_errors
 
 __all__ = ["train_command", "scale_command"]
 
@@ -20,7 +20,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _reporter():
-    from .train.progress import LineReporter, RichReporter
+    from ..train.progress import LineReporter, RichReporter
 
     # A bar on a terminal; plain lines in a log file or a job array's output.
     return RichReporter() if sys.stderr.isatty() else LineReporter(lambda line: click.echo(line, err=True))
@@ -58,8 +58,8 @@ def train_command(spec: Path, recipe: Path | None, data: str | None, data_dir: P
     saves, and exits 130; --resume continues exactly where it stopped.  For
     several processes or GPUs: torchrun --nproc_per_node N -m hrgraph train ...
     """
-    from .errors import TrainingInterrupted
-    from .train.loop import train
+    from ..errors import TrainingInterrupted
+    from ..train.loop import train
 
     flags = {"epochs": epochs, "batch_size": batch_size, "optimizer.lr": lr, "seed": seed, "data": data}
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -91,9 +91,9 @@ def scale_command(spec: Path, factor: float, out: Path | None, name: str | None)
     Widths are rounded to the multiples the blocks need (a ResNeXt stage's
     cardinality); the same scaling as `hrgraph train --width-mult`.
     """
-    from .match import describe_widths, scale_widths
-    from .shapes import count_params
-    from .spec import load_spec
+    from ..edit.match import describe_widths, scale_widths
+    from ..build.shapes import count_params
+    from ..spec.models import load_spec
 
     source = load_spec(spec)
     result = scale_widths(source, factor, name=name)

@@ -12,11 +12,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HrgraphError, RenderError
-from .files import write_atomic
+from ..errors import HrgraphError, RenderError
+from ..files import write_atomic
 from .render import INSTALL_HINT, plan_diagram, write_diagram
-from .shapes import format_count, infer_shapes
-from .spec import load_spec
+from ..build.shapes import format_count, infer_shapes
+from ..spec.models import load_spec
 
 __all__ = ["GalleryEntry", "write_gallery"]
 

@@ -7,7 +7,7 @@ long-range edge is labelled with its ends and the projection the compiler
 inserts (``avgpool 4 -> 1x1 conv 64->512 + BN, 33.8k params``); the label sits
 just above the target, where the projection joins, so it is read next to the
 node it feeds rather than halfway along a long curve.  Everything comes from
-:func:`~hrgraph.shapes.infer_shapes`: no torch is imported here.
+:func:`~hrgraph.build.shapes.infer_shapes`: no torch is imported here.
 
 The DOT source is plain text and always available (:func:`to_dot`); turning it
 into SVG, PNG or PDF needs Graphviz's ``dot`` program (:func:`render`).
@@ -25,11 +25,11 @@ from typing import Any
 import graphviz
 import networkx as nx
 
-from .diff import SpecDiff, diff_specs, edge_text
-from .errors import GraphError, RenderError, did_you_mean
-from .files import write_atomic
-from .shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
-from .spec import Spec, load_spec, parse_edge_ref
+from ..edit.diff import SpecDiff, diff_specs, edge_text
+from ..errors import GraphError, RenderError, did_you_mean
+from ..files import write_atomic
+from ..build.shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
+from ..spec.models import Spec, load_spec, parse_edge_ref
 
 __all__ = ["FORMATS", "INSTALL_HINT", "to_dot", "render", "diff_dot", "render_diff", "write_diagram", "plan_diagram"]
 
@@ -464,7 +464,7 @@ def render(
 
 
 def render_diff(a: Any, b: Any, path: str | os.PathLike[str], *, rankdir: str = "TB", fmt: str | None = None) -> SpecDiff:
-    """Draw what spec ``b`` changes relative to ``a`` to ``path``; return the :class:`~hrgraph.diff.SpecDiff`.
+    """Draw what spec ``b`` changes relative to ``a`` to ``path``; return the :class:`~hrgraph.edit.diff.SpecDiff`.
 
     Raises
     ------

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Callable
 
-from .errors import GraphError, UnknownNodeError, did_you_mean
-from .graph import check_graph
-from .spec import Edge, Spec, load_spec, parse_edge_ref
+from ..errors import GraphError, UnknownNodeError, did_you_mean
+from ..build.graph import check_graph
+from ..spec.models import Edge, Spec, load_spec, parse_edge_ref
 
 __all__ = ["select_edges", "ablate", "sweep", "variant_edges", "VARIANTS", "SWEEPS", "MAX_VARIANTS"]
 

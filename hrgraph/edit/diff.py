@@ -2,7 +2,7 @@
 
 Compares two resolved specs node by node and edge by edge, after shape
 inference, so a change that only shows downstream (a wider stage widens the
-projections into it) is reported too.  No torch; :mod:`hrgraph.render` draws
+projections into it) is reported too.  No torch; :mod:`hrgraph.draw.render` draws
 the result.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
-from .spec import load_spec
+from ..build.shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
+from ..spec.models import load_spec
 
 __all__ = ["Change", "SpecDiff", "diff_specs", "edge_text"]
 

@@ -20,10 +20,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import HrgraphError, SpecError
-from .kinds import MAX_CHANNELS, Block
-from .shapes import Shape, count_params, infer_shapes, plan_projection
-from .spec import Edge, Spec, load_spec
+from ..errors import HrgraphError, SpecError
+from ..spec.kinds import MAX_CHANNELS, Block
+from ..build.shapes import Shape, count_params, infer_shapes, plan_projection
+from ..spec.models import Edge, Spec, load_spec
 
 __all__ = ["match_params", "scale_widths", "describe_widths", "TOLERANCE"]
 
@@ -93,7 +93,7 @@ class _Counter:
     one slot moved (:meth:`moved`) recomputes only the nodes whose input or
     output channels change.  Blocks and projections are still built and
     planned by their own code (``model_validate``, ``param_count``,
-    :func:`~hrgraph.shapes.plan_projection`), so the numbers are
+    :func:`~hrgraph.build.shapes.plan_projection`), so the numbers are
     ``count_params``'s; the chosen widths are validated for real at the end.
     """
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SpecError
-from .shapes import count_params
-from .spec import Spec, load_spec
+from ..errors import SpecError
+from ..build.shapes import count_params
+from ..spec.models import Spec, load_spec
 
 __all__ = ["ZooEntry", "family_key", "spec_files", "load_zoo", "zoo_markdown"]
 

@@ -29,9 +29,9 @@ from xml.sax.saxutils import quoteattr
 
 import networkx as nx
 
-from .errors import HrgraphError, SpecError, did_you_mean
+from ..errors import HrgraphError, SpecError, did_you_mean
 from .netx import EDGE_ATTRIBUTES, Imported, convert
-from .spec import Edge
+from ..spec.models import Edge
 
 __all__ = ["FORMATS", "read_graph", "import_graph"]
 
@@ -201,7 +201,7 @@ def read_graph(path: str | Path, *, format: str | None = None, ignore: Iterable[
     format : "graphml", "gml" or "csv", optional
         Default: from the suffix (``FORMATS``).
     ignore : iterable of str
-        CSV columns to leave out (GraphML and GML attributes are left out by :func:`~hrgraph.netx.convert`).
+        CSV columns to leave out (GraphML and GML attributes are left out by :func:`~hrgraph.io.netx.convert`).
 
     Raises
     ------
@@ -228,12 +228,12 @@ def import_graph(path: str | Path, *, format: str | None = None, **options: Any)
 
     Attribute values are converted from text where the format stores them so
     (``convert(..., lax=True)``); ``options`` are those of
-    :func:`~hrgraph.netx.from_networkx`.  ``name`` defaults to the file's stem.
+    :func:`~hrgraph.io.netx.from_networkx`.  ``name`` defaults to the file's stem.
 
     Raises
     ------
     SpecError, CycleError, GraphError
-        As :func:`~hrgraph.netx.from_networkx` does, naming the file and, where
+        As :func:`~hrgraph.io.netx.from_networkx` does, naming the file and, where
         it can be found, the line of the node or edge.
 
     Examples

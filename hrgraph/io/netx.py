@@ -32,10 +32,10 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .errors import CycleError, HrgraphError, SpecError, did_you_mean
-from .graph import check_graph
-from .kinds import KINDS, RESERVED_IDS, Block
-from .spec import Edge, Spec, load_spec
+from ..errors import CycleError, HrgraphError, SpecError, did_you_mean
+from ..build.graph import check_graph
+from ..spec.kinds import KINDS, RESERVED_IDS, Block
+from ..spec.models import Edge, Spec, load_spec
 
 __all__ = ["to_networkx", "from_networkx", "node_ids", "Imported", "convert", "EDGE_ATTRIBUTES"]
 

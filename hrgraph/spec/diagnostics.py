@@ -1,7 +1,7 @@
 """Pydantic validation errors as short messages, shared by specs and recipes.
 
 pydantic reports each failure as a dict with a ``loc`` tuple, a ``type`` and a
-``msg``.  :func:`hrgraph.source.locate` turns the ``loc`` into a file, line and
+``msg``.  :func:`hrgraph.spec.source.locate` turns the ``loc`` into a file, line and
 column; this module turns the rest into the text after it, the same way for
 every YAML document hrgraph reads: an unknown key offers a did-you-mean, a
 missing key is named, and our own validators' messages lose pydantic's
@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
-from .errors import HrgraphError, did_you_mean
+from ..errors import HrgraphError, did_you_mean
 from .source import Mark, locate
 
 __all__ = ["MAX_ERRORS", "TYPE_ERRORS", "fields_of", "first_error", "pydantic_message", "strict_message", "written"]
@@ -165,7 +165,7 @@ class Located(BaseModel):
     Specs and recipes both carry this, so their errors raised after loading
     (graph checks, a conflict found later) can still name ``file:line:col``.
     The loader sets ``_path`` and ``_data`` (the position-keeping data of
-    :mod:`hrgraph.source`).
+    :mod:`hrgraph.spec.source`).
     """
 
     _path: str | None = PrivateAttr(default=None)

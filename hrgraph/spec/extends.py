@@ -1,6 +1,6 @@
 """``extends:``: deriving a spec from another, on the raw YAML data.
 
-Resolution works on the position-keeping data of :mod:`hrgraph.source` before
+Resolution works on the position-keeping data of :mod:`hrgraph.spec.source` before
 validation, so every key of the merged document still knows its file and line
 (an error in a parent spec names the parent file).  The rules:
 
@@ -11,7 +11,7 @@ validation, so every key of the merged document still knows its file and line
   (at the start if it comes first);
 - ``remove_edges: ["from:to", ...]`` drops parent edges (each must exist);
 - a child edge with the same ends as a parent edge replaces it, others are appended;
-- edge patterns (:mod:`hrgraph.patterns`) are expanded per file before merging:
+- edge patterns (:mod:`hrgraph.spec.patterns`) are expanded per file before merging:
   a parent's against its own nodes (so ``remove_edges`` names the plain edges
   they made), a child's against the merged nodes, and the edges a child's
   pattern makes replace the parent's edges of the same pairs.
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 from .source import LDict, LList, Mark, read_yaml
 
 __all__ = ["parse_edge_ref", "resolve_extends", "located_error"]
@@ -80,7 +80,7 @@ def resolve_extends(
     spec being loaded), symbolic links resolved, unless ``allow_outside``: a
     spec from elsewhere must not make hrgraph read any file on the machine.
     ``expand(edges, nodes)`` turns edge patterns into plain edges
-    (:func:`hrgraph.patterns.expand_edges`): each parent's before merging, a
+    (:func:`hrgraph.spec.patterns.expand_edges`): each parent's before merging, a
     child's against the merged nodes.  The edges of a document without
     ``extends`` are returned unexpanded.
     """

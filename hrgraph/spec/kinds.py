@@ -6,7 +6,7 @@ the parameter count, the multiply-accumulate count (convolutions and linear
 layers) and the counts of the work that is not multiply-accumulates (pooling,
 batch norm, residual adds; :class:`OpCounts`).  No torch here, so a
 spec can be validated, counted and drawn without importing it; the matching
-``nn.Module`` builders live in :mod:`hrgraph.blocks`.
+``nn.Module`` builders live in :mod:`hrgraph.build.blocks`.
 
 Shapes are ``(channels, height, width)`` tuples of one sample.
 """
@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from .errors import ShapeError, SpecError, did_you_mean
+from ..errors import ShapeError, SpecError, did_you_mean
 
 __all__ = [
     "Shape",

@@ -7,7 +7,7 @@ names its place::
 
     specs/net.yaml:14:7: node stage2: channels: Input should be greater than 0
 
-``extends: parent.yaml`` derives a spec from another; :mod:`hrgraph.extends`
+``extends: parent.yaml`` derives a spec from another; :mod:`hrgraph.spec.extends`
 resolves it and ``docs/spec.md`` gives the override rules.  No torch here.
 """
 
@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .diagnostics import TYPE_ERRORS, Located, fields_of, first_error, pydantic_message, strict_message, written
-from .errors import SpecError, did_you_mean
+from ..errors import SpecError, did_you_mean
 from .extends import located_error, parse_edge_ref, resolve_extends
 from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .patterns import expand_edges, expand_patterns
@@ -48,7 +48,7 @@ FORMAT_VERSION = 1
 
 
 class _Frozen(BaseModel):
-    # strict: as for blocks (hrgraph.kinds.Block), values are never coerced.
+    # strict: as for blocks (hrgraph.spec.kinds.Block), values are never coerced.
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 

@@ -17,7 +17,7 @@ named plainly, it is kept and refused as it would be in a plain edge.  Every
 other key (``projection``, ``merge``, ``pool``, ``channels``, ``gate``, ...)
 is copied onto each edge.
 
-Expansion works on the position-keeping data of :mod:`hrgraph.source`, after
+Expansion works on the position-keeping data of :mod:`hrgraph.spec.source`, after
 ``extends`` and before validation: each edge it makes carries the pattern's
 source marks, so any later error about it (a cycle, a shape) points at the
 pattern's line, and everything downstream (graph, shapes, ablation, diagrams,
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .errors import GraphError, SpecError, UnknownNodeError, did_you_mean
+from ..errors import GraphError, SpecError, UnknownNodeError, did_you_mean
 from .kinds import KINDS
 from .source import LDict, LList, Mark, strip
 
@@ -394,7 +394,7 @@ def expand_edges(edges: Any, nodes: Any, *, edge_keys: Collection[str]) -> Any:
 
     Examples
     --------
-    >>> from hrgraph.source import parse_yaml
+    >>> from hrgraph.spec.source import parse_yaml
     >>> data = parse_yaml('''
     ... nodes: [{id: a, kind: conv, channels: 8}, {id: b, kind: conv, channels: 8},
     ...         {id: c, kind: conv, channels: 8}, {id: head, kind: classifier, classes: 2}]
@@ -453,7 +453,7 @@ def expand_patterns(data: Any, *, edge_keys: Collection[str]) -> Any:
 
     Examples
     --------
-    >>> from hrgraph.source import parse_yaml
+    >>> from hrgraph.spec.source import parse_yaml
     >>> data = parse_yaml('''
     ... nodes: [{id: a, kind: conv, channels: 8}, {id: b, kind: conv, channels: 8},
     ...         {id: c, kind: conv, channels: 8}]

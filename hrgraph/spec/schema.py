@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from .kinds import KINDS, kind_tag
-from .spec import Spec
+from .models import Spec
 
 __all__ = ["spec_json_schema"]
 
 
 def _edge_pattern(edge: dict[str, Any]) -> dict[str, Any]:
-    """An edge pattern (hrgraph.patterns): an edge whose ends may be globs or lists, with min_skip/max_skip."""
+    """An edge pattern (hrgraph.spec.patterns): an edge whose ends may be globs or lists, with min_skip/max_skip."""
     ends = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
     properties = {**edge["properties"], "from": ends, "to": ends}
     properties["min_skip"] = {"type": "integer", "description": "Least position(to) - position(from) (default 1)."}

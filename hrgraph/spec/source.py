@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from .errors import SpecError
+from ..errors import SpecError
 
 __all__ = ["Mark", "LDict", "LList", "parse_yaml", "read_yaml", "locate", "strip"]
 

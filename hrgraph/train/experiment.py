@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 
-from ..ablate import ablate as ablate_spec
+from ..edit.ablate import ablate as ablate_spec
 from ..errors import HrgraphError
 from ..files import write_atomic
-from ..match import match_params, scale_widths
-from ..shapes import count_params
-from ..spec import Spec, load_spec
+from ..edit.match import match_params, scale_widths
+from ..build.shapes import count_params
+from ..spec.models import Spec, load_spec
 from .grid import Ablation, DataEntry, Grid, GridModel, load_grid, run_dir_name, sanitise_name
 
 __all__ = [

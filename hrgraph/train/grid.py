@@ -16,11 +16,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ..diagnostics import fields_of, first_error, pydantic_message
+from ..spec.diagnostics import fields_of, first_error, pydantic_message
 from ..errors import GridError, SpecError, did_you_mean
-from ..match import TOLERANCE
-from ..source import Mark, locate, parse_yaml
-from ..spec import InputShape
+from ..edit.match import TOLERANCE
+from ..spec.source import Mark, locate, parse_yaml
+from ..spec.models import InputShape
 
 __all__ = ["DataEntry", "Ablation", "GridModel", "Grid", "load_grid", "run_dir_name", "sanitise_name", "VERSIONS"]
 
@@ -44,7 +44,7 @@ class DataEntry(_Frozen):
 
 
 class Ablation(_Frozen):
-    """Edges to remove from a model's spec (exactly one key; see :func:`hrgraph.ablate.ablate`)."""
+    """Edges to remove from a model's spec (exactly one key; see :func:`hrgraph.edit.ablate.ablate`)."""
 
     drop: list[str] | None = None
     keep: list[str] | None = None

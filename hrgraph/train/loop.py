@@ -38,12 +38,12 @@ import torch
 import yaml
 from torch import nn
 
-from ..compiler import compile_model
+from ..build.compiler import compile_model
 from ..errors import TrainingError, TrainingInterrupted
 from ..files import write_atomic
-from ..match import scale_widths
-from ..shapes import infer_shapes
-from ..spec import Spec, load_spec
+from ..edit.match import scale_widths
+from ..build.shapes import infer_shapes
+from ..spec.models import Spec, load_spec
 from . import distributed
 from .checkpoint import read_checkpoint, rng_state, set_rng_state, write_checkpoint
 from .data import iterate_batches, load_data, num_batches
@@ -246,7 +246,7 @@ def train(
         Use at most this many images per epoch of the training / val and test
         splits (smoke runs).
     width_mult : float, optional
-        Scale every hidden width first (:func:`hrgraph.match.scale_widths`).
+        Scale every hidden width first (:func:`hrgraph.edit.match.scale_widths`).
     data_dir : path, optional
         Where the data set lives (default: the recipe's ``data_dir``, then the
         data set's default places).

@@ -40,9 +40,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..diagnostics import Located, fields_of, first_error, pydantic_message
+from ..spec.diagnostics import Located, fields_of, first_error, pydantic_message
 from ..errors import RecipeError, SpecError, did_you_mean
-from ..source import LDict, Mark, locate, parse_yaml, read_yaml
+from ..spec.source import LDict, Mark, locate, parse_yaml, read_yaml
 
 __all__ = [
     "DATA_NAMES",
@@ -337,7 +337,7 @@ def _written(value: Any) -> str:
             return text
         if re.fullmatch(r"[+-]?\d+", value.strip()):
             return f"{text} (write {int(number)} without quotes)"
-        # A quoted number ('1e-3'); unquoted, hrgraph.source reads it as YAML 1.2 does: a float.
+        # A quoted number ('1e-3'); unquoted, hrgraph.spec.source reads it as YAML 1.2 does: a float.
         return f"{text} (write {number!r} for a number)"
     if isinstance(value, Mapping):
         return "a mapping"
@@ -375,7 +375,7 @@ def _recipe_error(err: dict[str, Any], data: Any, path: str | None, prefix: str 
 
 
 def _as_recipe_error(err: SpecError) -> RecipeError:
-    """A YAML or file error from :mod:`hrgraph.source`, worded for a recipe."""
+    """A YAML or file error from :mod:`hrgraph.spec.source`, worded for a recipe."""
     message = err.message
     if message.startswith("a spec must be a mapping"):
         value = message.partition("not the single value ")[2]
