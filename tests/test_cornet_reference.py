@@ -106,6 +106,15 @@ def test_official_checkpoint_loads_strict_after_stripping_module_prefix(name):
     assert torch.equal(model.state_dict()["decoder.linear.bias"], ckpt["module.decoder.linear.bias"])
 
 
+def test_s_checkpoint_without_num_batches_tracked_loads_strict():
+    # A PyTorch-0.4-era checkpoint may lack num_batches_tracked; a plain dict (no _metadata)
+    # lets BatchNorm fill it with 0, so strict loading still succeeds.
+    keys = [(k, s) for k, s in official_s_keys() if not k.endswith("num_batches_tracked")]
+    model = cornet_s()
+    model.load_state_dict({k: torch.ones(s) for k, s in keys}, strict=True)
+    assert bool((model.IT.norm3_1.running_var == 1).all())  # the checkpoint's values arrived
+
+
 def _area_outputs(model, image):
     """Every call of each area's ``output`` hook, in order: {area: [tensor, ...]}."""
     seen: dict[str, list[torch.Tensor]] = {}
