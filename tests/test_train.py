@@ -328,7 +328,9 @@ def test_config_records_where_the_run_ran_and_threads_pin(tmp_path):
                 "--out", str(tmp_path / "r")]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
-        machine = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["machine"]
+        config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+        assert config["limits"] == {"train": 32, "val": 16}  # the report marks such smoke runs
+        machine = config["machine"]
         assert machine["threads"] == 1 and torch.get_num_threads() == 1
         assert machine["cpu"] == cpu_model() and machine["gpu"] is None
         assert machine["torch"] == str(torch.__version__) and machine["deterministic"] is False

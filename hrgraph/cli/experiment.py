@@ -85,6 +85,18 @@ def experiment_command(
                f"`hrgraph report {runs_dir}` compares them")
 
 
+def _refuse_inside(path: Path | None, runs_dir: Path, option: str) -> None:
+    """Refuse an output inside the runs folder the report reads: it would become part of what the next report reads."""
+    if path is None:
+        return
+    try:
+        path.resolve().relative_to(runs_dir.resolve())
+    except ValueError:
+        return
+    raise click.BadParameter(f"'{path}' is inside the runs folder '{runs_dir}' the report reads; write it elsewhere",
+                             param_hint=option)
+
+
 @click.command(name="report")
 @click.argument("runs_dir", metavar="RUNS_DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the Markdown here (default: stdout).")
@@ -94,19 +106,28 @@ def experiment_command(
 @click.option("--target-acc", type=click.FloatRange(min=0, max=1, min_open=True), default=0.85, show_default=True,
               help="Report the first epoch whose validation accuracy reaches this (0-1).")
 @click.option("--baseline", metavar="MODEL", help="Compare every model with MODEL (default: each with its grid baseline).")
+@click.option("--against", "committed", metavar="COMMITTED.csv", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Compare the runs' per-seed top-1 with a CSV an earlier report wrote: which runs moved, by how much.")
 @handle_errors
 def report_command(
-    runs_dir: Path, out: Path | None, csv_out: Path | None, figure: Path | None, target_acc: float, baseline: str | None
+    runs_dir: Path, out: Path | None, csv_out: Path | None, figure: Path | None, target_acc: float, baseline: str | None,
+    committed: Path | None,
 ) -> None:
     """Compare the runs in RUNS_DIR in the layout of the HiResNet paper's Table 1.
 
     Top-1 (and top-5) test accuracy per model and data set as mean ± std over
-    seeds, Welch's t-test p-value against each model's baseline, epochs to
-    reach --target-acc; groups with unfinished or missing runs are marked.
+    seeds; against each model's baseline the mean difference with its 95% CI,
+    Hedges' g, Welch's p and its Holm adjustment over all comparisons of the
+    report, the paired test where seeds match and the difference the design
+    could detect; epochs to reach --target-acc.  Unfinished, missing, diverged,
+    broken and smoke runs are marked and never averaged in.
     """
-    from ..train.report import build_report, plot_curves, render_csv, render_markdown
+    from ..train.report import build_report, compare_against, plot_curves, render_csv, render_markdown
 
+    for option, path in (("'-o' / '--out'", out), ("'--csv'", csv_out), ("'--figure'", figure)):
+        _refuse_inside(path, runs_dir, option)
     report = build_report(runs_dir, target_acc=target_acc, baseline=baseline)
+    against = compare_against(report, committed) if committed is not None else None
     if figure is not None:
         plot_curves(report, figure)
     link = None
@@ -115,7 +136,7 @@ def report_command(
             link = str(figure.resolve().relative_to(out.resolve().parent)) if out else str(figure)
         except ValueError:
             link = str(figure.resolve())
-    text = render_markdown(report, figure=link)
+    text = render_markdown(report, figure=link, against=against)
     if csv_out is not None:
         write_atomic(csv_out, render_csv(report))
     if out is None:

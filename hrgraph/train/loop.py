@@ -392,7 +392,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
         ckpt_dir.mkdir(exist_ok=True)
-        _write_config(out, spec, recipe, overrides, tags, command, ctx, data, previous=state is not None)
+        _write_config(out, spec, recipe, overrides, tags, command, ctx, data, previous=state is not None,
+                      limits={"train": limit_train, "val": limit_val})
 
     net: nn.Module = model
     if ctx.distributed:
@@ -597,7 +598,8 @@ def _check_same_run(state: dict[str, Any], spec: Spec, recipe: Recipe, path: Pat
         )
 
 
-def _write_config(out: Path, spec: Spec, recipe: Recipe, overrides, tags, command, ctx, data, previous: bool) -> None:
+def _write_config(out: Path, spec: Spec, recipe: Recipe, overrides, tags, command, ctx, data, previous: bool,
+                  limits: Mapping[str, int | None] | None = None) -> None:
     config_path = out / "config.yaml"
     commands: list[list[str]] = []
     if previous and config_path.exists():
@@ -609,5 +611,7 @@ def _write_config(out: Path, spec: Spec, recipe: Recipe, overrides, tags, comman
         "recipe": recipe.to_dict(), "recipe_fingerprint": recipe.fingerprint,
         "overrides": dict(overrides), "tags": tags, "commands": commands, "versions": _versions(),
         "machine": machine_info(ctx.device), "device": str(ctx.device), "world_size": ctx.world_size, "data_notes": list(data.notes),
+        # --limit-train/--limit-val: a smoke run's accuracies are not comparable with full runs; the report marks them.
+        "limits": {k: v for k, v in (limits or {}).items() if v is not None},
     }
     write_atomic(config_path, yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100))
