@@ -25,7 +25,7 @@ from ..compiler import HrNet
 from ..errors import TrainingError
 from .figures import PALETTE, figure_bytes, new_figure
 
-__all__ = ["contributions", "contribution_figure", "add_init_columns", "comparable_with_paper", "COLUMNS", "BLOCK_OUTPUTS", "PAPER_RATIO"]
+__all__ = ["contributions", "contribution_figure", "draw_contributions", "add_init_columns", "comparable_with_paper", "COLUMNS", "BLOCK_OUTPUTS", "PAPER_RATIO"]
 
 #: What the block row can measure: the node module's output, or the input of its final ReLU.
 BLOCK_OUTPUTS = ("post-relu", "pre-relu")
@@ -249,6 +249,11 @@ def add_init_columns(rows: list[dict[str, Any]], init_rows: list[dict[str, Any]]
 
 
 def contribution_figure(rows: list[dict[str, Any]], title: str = "", fmt: str = "png") -> bytes:
+    """:func:`draw_contributions` rendered as ``png`` or ``svg``."""
+    return figure_bytes(draw_contributions(rows, title), fmt)
+
+
+def draw_contributions(rows: list[dict[str, Any]], title: str = "") -> Any:
     """Bar charts like the paper's Fig. 2: per receiving node, the block and each projection; then each edge's ratio.
 
     Top: mean absolute activation; bars of the same source node share a
@@ -313,5 +318,5 @@ def contribution_figure(rows: list[dict[str, Any]], title: str = "", fmt: str = 
         bottom.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     # A suptitle wrapped to the figure's width: a long spec name cannot run past the edge.
     text = title or "contribution of each connection"
-    fig.suptitle(textwrap.fill(text, width=max(40, int(width * 11))), fontsize="medium")
-    return figure_bytes(fig, fmt)
+    fig.suptitle(textwrap.fill(text, width=max(40, int(width * 10))), fontsize="medium")
+    return fig
