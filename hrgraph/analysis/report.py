@@ -202,7 +202,8 @@ _DEFINITIONS = {
 
 _INIT = (
     "**How to read it.** At initialisation every block and every projection with a 1x1 conv ends in a BatchNorm "
-    "with weight 1 and bias 0, and that alone sets their scales: an untrained network already has ratios near 1. "
+    "with weight 1 and bias 0, and that alone sets their scales: an untrained network's ratios are of order 1 "
+    "(the columns at init give this network's). "
     "A trained ratio close to its value at initialisation says nothing was learned about the edge; only the change "
     "(`ratio_change` = trained ratio - ratio at initialisation) says what training did."
 )
