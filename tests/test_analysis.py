@@ -15,6 +15,7 @@ import hrgraph
 from hrgraph.analysis import analyze, contributions, edge_cut, open_run
 from hrgraph.analysis.run import load_run_data, split_batches
 from hrgraph.cli.main import main
+from hrgraph.errors import TrainingError
 from hrgraph.train.loop import train
 
 # stem -> stage2 gets a projection (avg pool + 1x1 conv + BN); stem -> stage1 is an identity (same shape).
@@ -210,3 +211,160 @@ def test_bad_input_is_one_line_and_exit_1(run, tmp_path):
     empty.mkdir()
     assert "no checkpoint in this folder" in _fails(str(empty))
     assert "no such run folder or checkpoint file" in _fails(str(tmp_path / "missing"))
+
+
+# -- the network at initialisation, the block path's definition, concat edges, diverged runs -----------------
+
+# stem -> stage1 summed (identity), stem -> stage2 concatenated (projected): one edge of each merge.
+CONCAT_SPEC = {**SPEC, "name": "tiny-concat",
+               "edges": [{"from": "stem", "to": "stage1"}, {"from": "stem", "to": "stage2", "merge": "concat"}]}
+
+
+@pytest.fixture(scope="module")
+def concat_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("analysis-concat") / "run"
+    train(CONCAT_SPEC, RECIPE, out=out, limit_train=64, limit_val=16, device="cpu")
+    return out
+
+
+@pytest.mark.parametrize("which, options", [
+    ("run", []), ("run", ["--block-output", "pre-relu"]), ("run", ["--bn-batches", "0"]), ("concat_run", []),
+])
+def test_every_contributions_csv_has_the_init_columns(which, options, request, tmp_path):
+    from hrgraph.analysis.contributions import COLUMNS
+
+    run_dir = request.getfixturevalue(which)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["analyze", str(run_dir), "--limit", "32", "--device", "cpu", "-o", str(out),
+                                       *options])
+    assert result.exit_code == 0, result.output
+    lines = (out / "contributions.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header == COLUMNS and header[-3:] == ["mean_abs_init", "ratio_init", "ratio_change"]
+    rows = json.loads((out / "contributions.json").read_text())
+    assert len(rows) == len(lines) - 1 == 4
+    for r in rows:
+        assert r["mean_abs_init"] > 0 and r["ratio_change"] == pytest.approx(r["ratio"] - r["ratio_init"])
+    md = (out / "analysis.md").read_text()
+    assert "ratio at init" in md and "says nothing was learned" in md
+    data = json.loads((out / "analysis.json").read_text())
+    assert data["init"] == {"seed": RECIPE["seed"], "bn_batches": 0 if "0" in options else 20}  # 320 training images
+    assert data["block_output"] == ("pre-relu" if "pre-relu" in options else "post-relu")
+
+
+def test_the_init_baseline_is_the_network_the_run_started_from(tmp_path):
+    from hrgraph.analysis.baseline import initial_model
+
+    # A learning rate of 1e-12 leaves the weights where training found them: at initialisation.
+    still = {**RECIPE, "optimizer": {"name": "sgd", "lr": 1e-12, "momentum": 0}}
+    train(SPEC, still, out=tmp_path / "still", limit_train=32, limit_val=16, device="cpu")
+    trained = open_run(tmp_path / "still").payload["model"]
+
+    def largest_difference(seed: int) -> float:
+        state = initial_model(hrgraph.load_spec(SPEC), seed).state_dict()
+        return max(float((trained[k] - v).abs().max()) for k, v in state.items()
+                   if v.is_floating_point() and "running" not in k)
+
+    before = torch.random.get_rng_state()
+    assert largest_difference(RECIPE["seed"]) < 1e-9
+    assert largest_difference(RECIPE["seed"] + 1) > 0.1  # the measure tells seeds apart
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's random state is untouched
+
+
+def test_reestimated_bn_statistics_are_the_average_over_the_batches():
+    from hrgraph.analysis.baseline import reestimate_bn
+
+    model = hrgraph.compile_model(SPEC)
+    batches = [(torch.randn(8, 3, 16, 16) * s + s, None) for s in (1.0, 2.0, 3.0)]
+    conv_out = []
+    handle = model.nodes["stem"].conv.register_forward_hook(lambda m, a, out: conv_out.append(out.detach()))
+    assert reestimate_bn(model, batches) == 3
+    handle.remove()
+    bn = model.nodes["stem"].bn
+    means = torch.stack([o.mean((0, 2, 3)) for o in conv_out])
+    variances = torch.stack([o.var((0, 2, 3), unbiased=True) for o in conv_out])
+    # A cumulative average: every batch counts alike, the first as much as the last.
+    assert torch.allclose(bn.running_mean, means.mean(0), atol=1e-5)
+    assert torch.allclose(bn.running_var, variances.mean(0), rtol=1e-4)
+    assert bn.momentum == 0.1 and not model.training
+
+
+def test_pre_relu_block_output_is_the_sum_before_the_final_relu(run):
+    loaded, batches = _batches(run, limit=32)
+    model = loaded.model
+    post = {r["path"] if r["kind"] == "projection" else r["node"]: r for r in contributions(model, batches)}
+    pre = {r["path"] if r["kind"] == "projection" else r["node"]: r
+           for r in contributions(model, batches, block_output="pre-relu")}
+
+    # Reference, written out from the unit's layers: bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x).
+    kept: dict[str, list[torch.Tensor]] = {"stage1": [], "stage2": []}
+    units = {n: model.nodes[n][0] for n in kept}
+    handles = [u.register_forward_pre_hook(lambda m, a, n=n: kept[n].append(a[0].clone())) for n, u in units.items()]
+    with torch.no_grad():
+        for x, _ in batches:
+            model(x)
+        for h in handles:
+            h.remove()
+        for node, unit in units.items():
+            x = torch.cat(kept[node])
+            z = unit.bn2(unit.conv2(torch.relu(unit.bn1(unit.conv1(x)))))
+            z = z + (x if unit.downsample is None else unit.downsample(x))
+            assert pre[node]["mean_abs"] == pytest.approx(z.double().abs().mean().item(), rel=1e-5)
+            assert post[node]["mean_abs"] == pytest.approx(torch.relu(z).double().abs().mean().item(), rel=1e-5)
+            # |z| >= relu(z), strictly where z < 0: the two definitions differ on a trained model.
+            assert pre[node]["mean_abs"] > post[node]["mean_abs"] > 0
+    for edge in ("stem->stage1", "stem->stage2"):
+        assert pre[edge]["mean_abs"] == post[edge]["mean_abs"]  # the projections are the same either way
+        assert pre[edge]["ratio"] < post[edge]["ratio"]
+    assert model.nodes["stage1"][0].relu._forward_pre_hooks == {}  # no hook left behind
+
+
+def test_concat_edges_are_not_compared_with_the_papers_ratio(concat_run, tmp_path):
+    result = analyze(concat_run, limit=16, out=tmp_path / "report", device="cpu")
+    by_path = {r["path"]: r for r in result["contributions"]}
+    assert by_path["stem->stage2"]["merge"] == "concat"
+    md = (tmp_path / "report" / "analysis.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| stage2 | stem->stage2 |"))
+    assert row.endswith("| not comparable: concat |")
+    assert "over 1 edges" in md  # the summary against 0.5 counts the sum edge only
+    assert "Not comparable with the paper's 0.5 (concat edges" in md and md.count("stem->stage2") >= 2
+    printed = CliRunner().invoke(main, ["analyze", str(concat_run), "--limit", "16", "--device", "cpu",
+                                        "-o", str(tmp_path / "cli")]).output
+    assert "not comparable with the paper's 0.5: concat" in printed
+
+
+def test_a_long_title_stays_inside_the_figure(run):
+    from hrgraph.analysis.contributions import draw_contributions
+    from hrgraph.analysis.figures import figure_bytes
+
+    loaded, batches = _batches(run, limit=16)
+    rows = contributions(loaded.model, batches)
+    title = "hiresnet18-only-stem-stage2-with-a-long-experiment-name-seed-2: mean |activation| per connection " * 2
+    fig = draw_contributions(rows, title)
+    figure_bytes(fig)  # lays the figure out
+    box = fig._suptitle.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+    assert fig._suptitle.get_text().count("\n") >= 2
+
+
+def test_a_diverged_run_is_refused(run, tmp_path):
+    said = tmp_path / "said-so"
+    shutil.copytree(run, said)
+    summary = json.loads((said / "summary.json").read_text())
+    (said / "summary.json").write_text(json.dumps({**summary, "diverged": True}))
+    message = _fails(str(said))
+    assert "diverged" in message and str(said) in message
+
+    from hrgraph.train.checkpoint import read_checkpoint, write_checkpoint
+
+    nan = tmp_path / "nan-weights"
+    shutil.copytree(run, nan)
+    for name in ("best.pt", "last.pt"):
+        payload = read_checkpoint(nan / "checkpoints" / name)
+        payload["model"]["nodes.stage2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+        payload.pop("format", None)
+        write_checkpoint(nan / "checkpoints" / name, payload)
+    message = _fails(str(nan))
+    assert "non-finite" in message and "nodes.stage2.0.conv1.weight" in message and str(nan) in message
+    with pytest.raises(TrainingError, match="non-finite"):
+        analyze(nan / "checkpoints" / "best.pt", limit=16)

@@ -2,7 +2,9 @@
 
 :func:`contributions` (the HiResNet paper's Fig. 2), :func:`edge_cut`
 (accuracy with edges switched off at run time) and :func:`analyze` (both, plus
-the gradient-norm log, written into a folder with ``analysis.md``).  The cost
+the gradient-norm log, written into a folder with ``analysis.md``); every
+contribution is set beside the same measure on the run's network at
+initialisation (:mod:`hrgraph.analysis.baseline`).  The cost
 of every node and edge (parameters, MACs) is :mod:`hrgraph.build.cost`.
 """
 

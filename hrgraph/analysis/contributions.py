@@ -22,12 +22,20 @@ import torch
 from torch import Tensor
 
 from ..build.compiler import HrNet
+from ..errors import TrainingError
 from .figures import PALETTE, figure_bytes, new_figure
 
-__all__ = ["contributions", "contribution_figure", "COLUMNS"]
+__all__ = ["contributions", "contribution_figure", "draw_contributions", "add_init_columns", "comparable_with_paper", "COLUMNS", "BLOCK_OUTPUTS", "PAPER_RATIO"]
 
-#: Columns of ``contributions.csv``, in order.
-COLUMNS = ["node", "path", "kind", "source", "merge", "projection", "mean_abs", "ratio", "elements", "gate"]
+#: What the block row can measure: the node module's output, or the input of its final ReLU.
+BLOCK_OUTPUTS = ("post-relu", "pre-relu")
+
+#: The paper's Fig. 2 reading: projections about half the block path (for sum edges).
+PAPER_RATIO = 0.5
+
+#: Columns of ``contributions.csv``, in order: the trained model's, then the same at initialisation.
+COLUMNS = ["node", "path", "kind", "source", "merge", "projection", "mean_abs", "ratio", "elements", "gate",
+           "mean_abs_init", "ratio_init", "ratio_change"]
 
 
 def _reader(model: HrNet, source: str) -> tuple[Any, str] | None:
@@ -43,7 +51,9 @@ def _reader(model: HrNet, source: str) -> tuple[Any, str] | None:
     return None
 
 
-def contributions(model: HrNet, batches: Iterable[tuple[Tensor, Tensor]]) -> list[dict[str, Any]]:
+def contributions(
+    model: HrNet, batches: Iterable[tuple[Tensor, Tensor]], *, block_output: str = "post-relu"
+) -> list[dict[str, Any]]:
     """Mean absolute activation of every receiving node's own path and of each projection into it.
 
     One pass over ``batches`` in eval mode without gradients; the model's
@@ -57,17 +67,32 @@ def contributions(model: HrNet, batches: Iterable[tuple[Tensor, Tensor]]) -> lis
     batches : iterable of (Tensor, Tensor)
         ``(images, labels)``, e.g. from :func:`hrgraph.train.data.iterate_batches`;
         the labels are not used.
+    block_output : {"post-relu", "pre-relu"}
+        What the block row measures: the node module's output (``post-relu``,
+        after the block's final ReLU) or the value that final ReLU receives
+        (``pre-relu``: the block's sum ``bn2(conv2(...)) + shortcut``, read by a
+        pre-hook on the module its ``final_activation()`` names).  A block
+        without a final activation (sepconv, pool, identity) gives its output
+        either way.
 
     Returns
     -------
     list of dict
         Per receiving node in network order: a ``kind="block"`` row (``path``
-        is ``"block"``: the node module's output ``F_i(y_{i-1})``), then one
+        is ``"block"``: the block's own path ``F_i(y_{i-1})``), then one
         ``kind="projection"`` row per incoming edge (``path`` is ``"from->to"``).
         ``mean_abs`` is the mean of ``|a|`` over all elements of all images,
         ``ratio`` the row's ``mean_abs`` over the block's, ``elements`` the
         count it averages.  With ``residuals.entry: pre_activation`` the edges
         enter the node module, whose output then includes them.
+
+    Raises
+    ------
+    ValueError
+        ``block_output`` is neither of the two.
+    TrainingError
+        ``pre-relu`` on a user block that declares a final activation but has
+        no ``final_activation()`` method to find it by.
 
     Examples
     --------
@@ -79,31 +104,46 @@ def contributions(model: HrNet, batches: Iterable[tuple[Tensor, Tensor]]) -> lis
     >>> rows[0]["ratio"], rows[0]["elements"] == 2 * 128 * 16 * 16
     (1.0, True)
     """
+    if block_output not in BLOCK_OUTPUTS:
+        raise ValueError(f"block_output must be one of {', '.join(BLOCK_OUTPUTS)}, not {block_output!r}")
     plan = model.plan
     off = {tuple(e.split("->")) for e in model.disabled_edges}
     receivers = [(n, [p for p in plan.incoming[n] if p.edge.key not in off]) for n in plan.order]
     receivers = [(n, ps) for n, ps in receivers if ps]
     sums: dict[tuple[str, str], list] = {}  # (node, path) -> [float64 sum on the device, element count]
+    # node -> (sum, count) of the latest call of its final ReLU; committed when the node's forward ends.
+    pending: dict[str, tuple[Tensor, int]] = {}
     handles = []
 
-    def add(key: tuple[str, str], t: Tensor) -> None:
-        acc = sums[key]
+    def abs_sum(t: Tensor) -> tuple[Tensor, int]:
         # abs() makes one temporary of this tensor's size, freed at once; the sum is kept in float64.
-        s = t.detach().abs().sum(dtype=torch.float64)
+        return t.detach().abs().sum(dtype=torch.float64), t.numel()
+
+    def add(key: tuple[str, str], s: Tensor, n: int) -> None:
+        acc = sums[key]
         acc[0] = s if acc[0] is None else acc[0] + s
-        acc[1] += t.numel()
+        acc[1] += n
 
     def output_hook(key):
-        return lambda module, args, out: add(key, out)
+        return lambda module, args, out: add(key, *abs_sum(out))
 
     def input_hook(key):
-        return lambda module, args: add(key, args[0])
+        return lambda module, args: add(key, *abs_sum(args[0]))
+
+    def relu_input_hook(node):
+        # The ReLU is in place: its input is read here, before it is overwritten.  A unit
+        # calls its ReLU more than once; every call replaces the last, and the final
+        # ReLU is the unit's last call.
+        return lambda module, args: pending.__setitem__(node, abs_sum(args[0]))
+
+    def commit_hook(key):
+        return lambda module, args, out: add(key, *pending.pop(key[0]))
 
     readers: dict[tuple[str, str], str] = {}
     try:
         for node, projections in receivers:
             sums[(node, "block")] = [None, 0]
-            handles.append(model.nodes[node].register_forward_hook(output_hook((node, "block"))))
+            handles.append(_block_hook(model, node, block_output, output_hook, relu_input_hook, commit_hook))
             for p in projections:
                 key = (node, p.name)
                 sums[key] = [None, 0]
@@ -127,7 +167,8 @@ def contributions(model: HrNet, batches: Iterable[tuple[Tensor, Tensor]]) -> lis
             model.train(was_training)
     finally:
         for h in handles:
-            h.remove()
+            for one in h if isinstance(h, tuple) else (h,):
+                one.remove()
 
     def mean(key: tuple[str, str]) -> float:
         total, count = sums[key]
@@ -148,6 +189,23 @@ def contributions(model: HrNet, batches: Iterable[tuple[Tensor, Tensor]]) -> lis
     return rows
 
 
+def _block_hook(model: HrNet, node: str, block_output: str, output_hook, relu_input_hook, commit_hook):
+    """The hook handle(s) that measure ``node``'s own path as ``block_output`` defines it."""
+    module = model.nodes[node]
+    key = (node, "block")
+    block = model.spec.nodes[model.spec.node_index[node]]
+    if block_output == "post-relu" or not block.has_final_activation:
+        return module.register_forward_hook(output_hook(key))
+    final = getattr(module, "final_activation", None)
+    if final is None:
+        raise TrainingError(
+            f"--block-output pre-relu: block kind '{block.kind}' declares a final activation but its module has no "
+            "final_activation() method naming it; use post-relu, or give the module that method",
+            node=node,
+        )
+    return (final().register_forward_pre_hook(relu_input_hook(node)), module.register_forward_hook(commit_hook(key)))
+
+
 def _gate_value(model: HrNet, p: Any) -> float | str:
     """The current weight of an edge's gate (its ``scale()``), or ``""`` for an ungated edge."""
     if p.gate == "none":
@@ -155,18 +213,68 @@ def _gate_value(model: HrNet, p: Any) -> float | str:
     return float(model.gates[p.module_name].scale().detach().item())
 
 
-def contribution_figure(rows: list[dict[str, Any]], title: str = "", fmt: str = "png") -> bytes:
-    """A grouped bar chart like the paper's Fig. 2: per receiving node, the block and each projection.
+def comparable_with_paper(row: dict[str, Any]) -> bool:
+    """Whether a row's ratio may be set against the paper's 0.5: a projection whose edge is summed.
 
-    Bars of the same source node share a colour across groups, so that one
-    edge's share can be followed along the network.
+    The paper's ratio compares two terms of one sum; a concat edge's projection
+    is appended as channels beside the block's output, not added to it.
     """
+    return row["kind"] == "projection" and row["merge"] == "sum"
+
+
+def add_init_columns(rows: list[dict[str, Any]], init_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with ``mean_abs_init``, ``ratio_init`` and ``ratio_change`` from the same measure at initialisation.
+
+    ``ratio_change`` is ``ratio - ratio_init``: how far training moved the
+    ratio, in the ratio's own units (0 for the block rows).  A row without a
+    counterpart in ``init_rows`` gets NaN.
+
+    Examples
+    --------
+    >>> trained = [{"node": "b", "path": "a->b", "mean_abs": 0.6, "ratio": 0.5}]
+    >>> init = [{"node": "b", "path": "a->b", "mean_abs": 1.0, "ratio": 0.95}]
+    >>> row = add_init_columns(trained, init)[0]
+    >>> row["ratio_init"], round(row["ratio_change"], 2)
+    (0.95, -0.45)
+    """
+    init = {(r["node"], r["path"]): r for r in init_rows}
+    nan = float("nan")
+    out = []
+    for r in rows:
+        i = init.get((r["node"], r["path"]))
+        ratio_init = i["ratio"] if i is not None else nan
+        out.append({**r, "mean_abs_init": i["mean_abs"] if i is not None else nan, "ratio_init": ratio_init,
+                    "ratio_change": r["ratio"] - ratio_init})
+    return out
+
+
+def contribution_figure(rows: list[dict[str, Any]], title: str = "", fmt: str = "png") -> bytes:
+    """:func:`draw_contributions` rendered as ``png`` or ``svg``."""
+    return figure_bytes(draw_contributions(rows, title), fmt)
+
+
+def draw_contributions(rows: list[dict[str, Any]], title: str = "") -> Any:
+    """Bar charts like the paper's Fig. 2: per receiving node, the block and each projection; then each edge's ratio.
+
+    Top: mean absolute activation; bars of the same source node share a
+    colour across groups, so that one edge's share can be followed along the
+    network.  Bottom: each edge's ratio projection / block.  Rows with
+    ``*_init`` columns (:func:`add_init_columns`) also show the value at
+    initialisation: hollow markers on top, hollow bars beside the trained ones
+    below.  The paper's 0.5 is drawn for sum edges only; concat edges are
+    labelled as such.
+    """
+    import textwrap
+
     nodes = list(dict.fromkeys(r["node"] for r in rows))
     sources = list(dict.fromkeys(r["source"] for r in rows if r["kind"] == "projection"))
     colour = {s: PALETTE[1 + i % (len(PALETTE) - 1)] for i, s in enumerate(sources)}
+    edges = [r for r in rows if r["kind"] == "projection"]
+    has_init = any("ratio_init" in r for r in rows)
     widest = max((sum(1 for r in rows if r["node"] == n) for n in nodes), default=1)
-    fig = new_figure(max(6.5, 3.0 + 0.35 * len(rows) + 0.4 * len(nodes)), 3.8)
-    ax = fig.subplots()
+    width = max(7.0, 3.0 + 0.35 * len(rows) + 0.4 * len(nodes))
+    fig = new_figure(width, 7.0)
+    top, bottom = fig.subplots(2, 1)
     bar = 0.8 / widest
     labelled: set[str] = set()
     for g, node in enumerate(nodes):
@@ -174,12 +282,41 @@ def contribution_figure(rows: list[dict[str, Any]], title: str = "", fmt: str = 
         start = g - bar * (len(group) - 1) / 2
         for k, r in enumerate(group):
             label = "block path F_i(y_i-1)" if r["kind"] == "block" else f"projection from {r['source']}"
-            ax.bar(start + k * bar, r["mean_abs"], width=bar * 0.95,
-                   color=PALETTE[0] if r["kind"] == "block" else colour[r["source"]],
-                   label=None if label in labelled else label)
+            x = start + k * bar
+            top.bar(x, r["mean_abs"], width=bar * 0.95,
+                    color=PALETTE[0] if r["kind"] == "block" else colour[r["source"]],
+                    label=None if label in labelled else label)
             labelled.add(label)
-    ax.set_xticks(range(len(nodes)), nodes)
-    ax.set(xlabel="receiving node", ylabel="mean |activation|", title=title or "contribution of each connection")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over them
-    return figure_bytes(fig, fmt)
+            if has_init:
+                init_label = "at initialisation"
+                top.plot([x], [r["mean_abs_init"]], marker="o", markersize=7, linestyle="none",
+                         markerfacecolor="none", markeredgecolor="black", markeredgewidth=1.4,
+                         label=None if init_label in labelled else init_label)
+                labelled.add(init_label)
+    top.set_xticks(range(len(nodes)), nodes)
+    top.set(xlabel="receiving node", ylabel="mean |activation|")
+    top.grid(axis="y", alpha=0.3)
+    top.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over them
+
+    half = 0.4 if has_init else 0.8
+    for k, r in enumerate(edges):
+        x = k - half / 2 if has_init else k
+        bottom.bar(x, r["ratio"], width=half * 0.95, color=colour[r["source"]],
+                   hatch=None if r["merge"] == "sum" else "//", label="trained" if k == 0 else None)
+        if has_init:
+            bottom.bar(k + half / 2, r["ratio_init"], width=half * 0.95, facecolor="none",
+                       edgecolor=colour[r["source"]], linewidth=1.5, label="at initialisation" if k == 0 else None)
+    if any(comparable_with_paper(r) for r in edges):
+        bottom.axhline(PAPER_RATIO, color="black", linestyle="--", linewidth=1,
+                       label=f"paper's Fig. 2: about {PAPER_RATIO} (sum edges)")
+    ticks = [r["path"] if r["merge"] == "sum" else f"{r['path']}\n(concat: not comparable)" for r in edges]
+    bottom.set_xticks(range(len(edges)), ticks, rotation=30 if len(edges) > 4 else 0,
+                      ha="right" if len(edges) > 4 else "center", fontsize="small")
+    bottom.set(xlabel="edge", ylabel="projection / block")
+    bottom.grid(axis="y", alpha=0.3)
+    if edges:
+        bottom.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # A suptitle wrapped to the figure's width: a long spec name cannot run past the edge.
+    text = title or "contribution of each connection"
+    fig.suptitle(textwrap.fill(text, width=max(40, int(width * 10))), fontsize="medium")
+    return fig

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_atomic
+from .baseline import initial_model, reestimate_bn
 from .contributions import COLUMNS as CONTRIBUTION_COLUMNS
-from .contributions import contribution_figure, contributions as measure_contributions
+from .contributions import PAPER_RATIO, add_init_columns, comparable_with_paper, contribution_figure
+from .contributions import contributions as measure_contributions
 from . import edgecut
 from . import gradients as grads
-from .run import load_run_data, open_run, split_batches
+from .run import load_run_data, open_run, refuse_diverged, split_batches
 
 __all__ = ["analyze"]
 
@@ -62,6 +64,8 @@ def analyze(
     out: str | Path | None = None,
     batch_size: int | None = None,
     device: str = "cpu",
+    block_output: str = "post-relu",
+    bn_batches: int = 20,
 ) -> dict[str, Any]:
     """Analyse a trained run (or checkpoint) on one split of its data set and write the results to ``out``.
 
@@ -85,18 +89,29 @@ def analyze(
         Default: the recipe's.
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``mps``.
+    block_output : {"post-relu", "pre-relu"}
+        What the block path ``F_i(y_{i-1})`` is: the node's output, after its
+        final ReLU (the default), or the input of that ReLU
+        (see :func:`~hrgraph.analysis.contributions.contributions`).
+    bn_batches : int
+        Training batches (of ``batch_size``) over which the BatchNorm
+        statistics of the network at initialisation are re-estimated before its
+        contributions are measured; 0 keeps them as constructed (mean 0, variance 1).
 
     Returns
     -------
     dict
         What ``analysis.json`` holds: the run, split and image count, the
-        ``contributions`` and ``edge_cut`` rows, ``gradients`` (rows or
-        ``None``) and ``files`` (the paths written).
+        ``contributions`` rows (with the ``*_init`` columns: the same measure on
+        the run's network at initialisation, same spec and seed), the
+        ``edge_cut`` rows, ``gradients`` (rows or ``None``) and ``files`` (the
+        paths written).
 
     Raises
     ------
     TrainingError
-        No checkpoint, not an hrgraph run checkpoint, weights that do not fit.
+        No checkpoint, not an hrgraph run checkpoint, weights that do not fit;
+        a run that diverged (``summary.json`` says so, or a stored value is not finite).
     DataError
         Data missing, class count differs, split absent or empty.
     UnknownNodeError, GraphError
@@ -110,6 +125,7 @@ def analyze(
     except ValueError as err:
         raise TrainingError(str(err)) from None
     run = open_run(run_or_checkpoint, device=dev)
+    refuse_diverged(run)
     model = run.model
     cut, skipped = edgecut.cuttable_edges(model, edges)  # unknown names fail before any data is read
     splits = load_run_data(run, data=data, data_dir=data_dir)
@@ -118,7 +134,11 @@ def analyze(
     def batches():
         return split_batches(splits, split, batch_size=bs, device=dev, limit=limit)
 
-    contributions = measure_contributions(model, batches())
+    contributions = measure_contributions(model, batches(), block_output=block_output)
+    bn_used = 0
+    if contributions:
+        contributions, bn_used = _with_init_baseline(contributions, run, splits, batches, bs=bs, device=dev,
+                                                     block_output=block_output, bn_batches=bn_batches)
     cuts = edgecut.edge_cut(model, batches(), cut) if cut else []
     n_images = cuts[0]["n"] if cuts else sum(len(y) for _, y in batches())
     grad_path = run.run_dir / grads.FILENAME if run.run_dir is not None else None
@@ -150,7 +170,8 @@ def analyze(
     result = {
         "checkpoint": str(run.checkpoint), "run_dir": str(run.run_dir) if run.run_dir else None,
         "spec_name": run.spec.name, "epoch": run.payload.get("epoch"), "data": splits.name, "split": split,
-        "images": n_images, "batch_size": bs, "edges_not_cut": skipped,
+        "images": n_images, "batch_size": bs, "edges_not_cut": skipped, "block_output": block_output,
+        "init": {"seed": run.recipe.seed, "bn_batches": bn_used},
         "contributions": contributions, "edge_cut": cuts, "gradients": grad_rows,
     }
     write("analysis.json", json.dumps(result, indent=2) + "\n")
@@ -158,6 +179,91 @@ def analyze(
     result["files"] = files
     result["out"] = str(target)
     return result
+
+
+def _with_init_baseline(rows, run, splits, batches, *, bs, device, block_output, bn_batches):
+    """``rows`` with the init columns, measured on the run's network at initialisation; and the BN batches used."""
+    from ..train.data import iterate_batches
+
+    init = initial_model(run.spec, run.recipe.seed, device=device)
+    # Not augmented and normalised as the analysed split is (split_batches), in an order drawn from the seed.
+    train = (iterate_batches(splits.train, bs, device=device, shuffle=True, seed=run.recipe.seed, epoch=0,
+                             mean=splits.mean, std=splits.std, limit=bn_batches * bs) if bn_batches else [])
+    used = reestimate_bn(init, train)
+    init_rows = measure_contributions(init, batches(), block_output=block_output)
+    return add_init_columns(rows, init_rows), used
+
+
+_DEFINITIONS = {
+    "post-relu": "the node module's output, after the block's final ReLU (`--block-output post-relu`)",
+    "pre-relu": "the input of the block's final ReLU, i.e. the block's sum before that ReLU "
+                "(`--block-output pre-relu`; blocks without a final ReLU give their output)",
+}
+
+_INIT = (
+    "**How to read it.** At initialisation every block and every projection with a 1x1 conv ends in a BatchNorm "
+    "with weight 1 and bias 0, and that alone sets their scales: an untrained network's ratios are of order 1 "
+    "(the columns at init give this network's). "
+    "A trained ratio close to its value at initialisation says nothing was learned about the edge; only the change "
+    "(`ratio_change` = trained ratio - ratio at initialisation) says what training did."
+)
+
+
+def _contributions_markdown(result: dict[str, Any], run: Any) -> list[str]:
+    rows = result["contributions"]
+    if not rows:
+        return ["The model has no long-range edges: nothing to compare.", ""]
+    init = result["init"]
+    lines = [
+        "Mean absolute activation over every element of every image, at each node that receives long-range "
+        f"edges: the block's own path F_i(y_{{i-1}}), here {_DEFINITIONS[result['block_output']]}, and each "
+        "projection P_{j->i}(y_j) (the projection module's output); ratio = projection / block.",
+        "",
+        f"Beside each trained value, the same measure on the run's network **at initialisation** (same spec, "
+        f"seed {init['seed']}: the weights training started from), its BatchNorm statistics re-estimated on "
+        f"{init['bn_batches']} training batches" + (" (none: as constructed, mean 0 and variance 1)" if not init["bn_batches"] else "") + ".",
+        "",
+        _INIT,
+        "",
+        "![contributions](contributions.png)",
+        "",
+        "| node | path | projection | mean abs | ratio | mean abs at init | ratio at init | change | vs the paper's 0.5 |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        gate = f" (gate now {r['gate']:.3f}; mean abs after it)" if r.get("gate", "") != "" else ""
+        if r["kind"] == "block":
+            versus = ""
+        else:
+            versus = "comparable" if comparable_with_paper(r) else f"not comparable: {r['merge']}"
+        lines.append(f"| {r['node']} | {r['path']} | {r['projection']}{gate} | {r['mean_abs']:.4g} | {r['ratio']:.3f} | "
+                     f"{r['mean_abs_init']:.4g} | {r['ratio_init']:.3f} | {r['ratio_change']:+.3f} | {versus} |")
+    summed = [r for r in rows if comparable_with_paper(r) and not math.isnan(r["ratio"])]
+    if summed:
+        ratios = [r["ratio"] for r in summed]
+        inits = [r["ratio_init"] for r in summed if not math.isnan(r["ratio_init"])]
+        changes = [r["ratio_change"] for r in summed if not math.isnan(r["ratio_change"])]
+        lines += ["", f"Sum edges, projection / block path: mean ratio {_mean(ratios):.3f} trained (range "
+                      f"{min(ratios):.3f} to {max(ratios):.3f}) against {_mean(inits):.3f} at initialisation, over "
+                      f"{len(ratios)} edges."]
+        if changes:
+            lines.append(f"Training moved the ratios by {min(changes):+.3f} to {max(changes):+.3f} "
+                         f"(mean {_mean(changes):+.3f}).")
+        lines.append(f"The paper reports about {PAPER_RATIO} (projections about half the residual functions) on the "
+                     "Tiny-ImageNet test set; compare the change, not the trained ratio alone.")
+    others = [r["path"] for r in rows if r["kind"] == "projection" and not comparable_with_paper(r)]
+    if others:
+        lines += ["", f"Not comparable with the paper's {PAPER_RATIO} (concat edges: their projection is appended as "
+                      f"channels beside the block's output, not added to it): {', '.join(others)}."]
+    if run.spec.residuals.entry == "pre_activation":
+        lines += ["", "Note: this spec adds the edges before the block's final ReLU (`residuals.entry: "
+                      "pre_activation`), so the block rows are the node's output *including* the edges."]
+    lines.append("")
+    return lines
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def _markdown(result: dict[str, Any], run: Any, grad_path: Path | None) -> str:
@@ -172,31 +278,7 @@ def _markdown(result: dict[str, Any], run: Any, grad_path: Path | None) -> str:
         "## Contributions (the paper's Fig. 2)",
         "",
     ]
-    rows = result["contributions"]
-    if not rows:
-        lines += ["The model has no long-range edges: nothing to compare.", ""]
-    else:
-        lines += [
-            "Mean absolute activation over every element of every image, at each node that receives long-range "
-            "edges: the block's own path F_i(y_{i-1}) (the node module's output) and each projection "
-            "P_{j->i}(y_j) (the projection module's output); ratio = projection / block.",
-            "",
-            "![contributions](contributions.png)",
-            "",
-            "| node | path | projection | mean abs | ratio |",
-            "|---|---|---|---:|---:|",
-        ]
-        for r in rows:
-            gate = f" (gate now {r['gate']:.3f}; mean abs after it)" if r.get("gate", "") != "" else ""
-            lines.append(f"| {r['node']} | {r['path']} | {r['projection']}{gate} | {r['mean_abs']:.4g} | {r['ratio']:.3f} |")
-        ratios = [r["ratio"] for r in rows if r["kind"] == "projection" and not math.isnan(r["ratio"])]
-        if ratios:
-            lines += ["", f"Projections / block path: mean ratio {sum(ratios) / len(ratios):.3f} over {len(ratios)} "
-                          f"edges (range {min(ratios):.3f} to {max(ratios):.3f}); the paper reports about 0.5 on CIFAR-10."]
-        if run.spec.residuals.entry == "pre_activation":
-            lines += ["", "Note: this spec adds the edges before the block's final ReLU (`residuals.entry: "
-                          "pre_activation`), so the block rows are the node's output *including* the edges."]
-        lines.append("")
+    lines += _contributions_markdown(result, run)
     lines += ["## Edge cut", "", _STRUCTURAL, ""]
     cuts = result["edge_cut"]
     if not cuts:

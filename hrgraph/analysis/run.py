@@ -10,6 +10,7 @@ trained on, with the same number of classes).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..train.checkpoint import read_checkpoint
 from ..train.data import DataSplits, iterate_batches, load_data
 from ..train.recipe import Recipe, load_recipe
 
-__all__ = ["Run", "find_checkpoint", "open_run", "load_run_data", "split_batches"]
+__all__ = ["Run", "find_checkpoint", "open_run", "refuse_diverged", "load_run_data", "split_batches"]
 
 SPLITS = ("test", "val")
 
@@ -118,6 +119,39 @@ def open_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
         ) from err
     model.eval()
     return Run(checkpoint, run_dir, spec, recipe, model, payload)
+
+
+def refuse_diverged(run: Run) -> None:
+    """Raise if the run diverged: its ``summary.json`` says ``"diverged": true``, or a stored tensor is not finite.
+
+    Whatever is measured on such weights (or on the best checkpoint of a run
+    that went on to diverge) describes no trained network worth reading.
+
+    Raises
+    ------
+    TrainingError
+        Naming the run folder (or the checkpoint) and what gave it away.
+    """
+    where = str(run.run_dir if run.run_dir is not None else run.checkpoint)
+    if run.run_dir is not None and (run.run_dir / "summary.json").is_file():
+        try:
+            summary = json.loads((run.run_dir / "summary.json").read_text())
+        except (OSError, ValueError):
+            summary = None  # an unreadable summary says nothing either way; the weights are checked below
+        if isinstance(summary, dict) and summary.get("diverged") is True:
+            raise TrainingError(
+                'this run diverged (summary.json says "diverged": true): there is no trained network to analyse',
+                path=where,
+            )
+    bad = [k for k, v in run.payload["model"].items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise TrainingError(
+            f"the checkpoint {run.checkpoint.name} holds non-finite values in {', '.join(bad[:3])}{more}: "
+            "the run diverged; there is no trained network to analyse",
+            path=where,
+        )
 
 
 def load_run_data(run: Run, *, data: str | None = None, data_dir: str | None = None) -> DataSplits:

@@ -6,6 +6,8 @@ before its final ReLU.  Module and attribute names follow torchvision's ResNet
 (``conv1``, ``bn1``, ``downsample``, ``fc``...), so its weights map over by
 renaming prefixes only.  Each unit owns ``zero_init_last()``; the compiler calls
 it on every module that has it (timm's way), so new block kinds are not skipped.
+A block ending in a ReLU names it with ``final_activation()``, so that an
+analysis can read the block's value just before it (a pre-hook on that module).
 """
 
 # No "from __future__ import annotations" here: doctest examples inherit the
@@ -76,6 +78,10 @@ class ConvBNReLU(nn.Module):
             x = self.maxpool(x)
         return self.relu(_add(x, residual))
 
+    def final_activation(self) -> nn.Module:
+        """The module of the final ReLU: its last call in a forward is the ReLU after the sum."""
+        return self.relu
+
 
 class BasicUnit(nn.Module):
     """ResNet's BasicBlock (``groups`` > 1: the ResNeXt variant with grouped 3x3 convs)."""
@@ -103,6 +109,10 @@ class BasicUnit(nn.Module):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
 
+    def final_activation(self) -> nn.Module:
+        """The module of the final ReLU: its last call in a forward is the ReLU after the sum."""
+        return self.relu
+
 
 class PlainUnit(nn.Module):
     """Two conv-BN-ReLU layers without a shortcut (the paper's plain network)."""
@@ -118,6 +128,10 @@ class PlainUnit(nn.Module):
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         return self.relu(_add(self.bn2(self.conv2(out)), residual))
+
+    def final_activation(self) -> nn.Module:
+        """The module of the final ReLU: its last call in a forward is the ReLU after the sum."""
+        return self.relu
 
 
 class BottleneckUnit(nn.Module):
@@ -146,6 +160,10 @@ class BottleneckUnit(nn.Module):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
 
+    def final_activation(self) -> nn.Module:
+        """The module of the final ReLU: its last call in a forward is the ReLU after the sum."""
+        return self.relu
+
 
 class Stage(nn.Sequential):
     """A sequence of units; a pre-activation residual enters the last one."""
@@ -155,6 +173,10 @@ class Stage(nn.Sequential):
         for i, unit in enumerate(self):
             x = unit(x, residual) if i == last else unit(x)
         return x
+
+    def final_activation(self) -> nn.Module:
+        """The last unit's final ReLU (see :meth:`BasicUnit.final_activation`)."""
+        return self[len(self) - 1].final_activation()
 
 
 class Pool(nn.Module):

@@ -150,18 +150,25 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
 @click.option("--edges", metavar="A:B,...", help="Edges to cut, comma-separated (patterns: 'stem:*'); default: every edge.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the recipe's.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--block-output", type=click.Choice(["post-relu", "pre-relu"]), default="post-relu", show_default=True,
+              help="The block path F_i: the node's output after its final ReLU, or the input of that ReLU.")
+@click.option("--bn-batches", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Training batches to re-estimate the BatchNorm statistics of the network at initialisation on "
+                   "(0: keep them as constructed).")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: RUN_DIR/analysis).")
 @handle_errors
 def analyze_command(run: Path, data: str | None, data_dir: str | None, split: str, limit: int | None, edges: str | None,
-                    batch_size: int | None, device: str, out: Path | None) -> None:
+                    batch_size: int | None, device: str, block_output: str, bn_batches: int, out: Path | None) -> None:
     """What each long-range edge of a trained run does, on one split of its data.
 
     RUN_DIR_OR_CHECKPOINT is a folder written by 'hrgraph train' (its
     checkpoints/best.pt, else last.pt) or a checkpoint file.  Writes into the
     output folder: contributions (mean absolute activation of each receiving
-    block's own path and of each projection into it, the paper's Fig. 2) as
-    CSV, JSON, PNG and SVG; edge cut (accuracy with each edge switched off at
+    block's own path and of each projection into it, the paper's Fig. 2, each
+    beside the same measure on the run's network at initialisation: same spec
+    and seed, BatchNorm statistics re-estimated on --bn-batches training
+    batches) as CSV, JSON, PNG and SVG; edge cut (accuracy with each edge switched off at
     run time, and all at once: the trained model's reliance on it, not
     training without it) as CSV and PNG; the gradient norm per node when the
     run was trained with --log-grad-norms; and analysis.md with all of them.
@@ -170,7 +177,7 @@ def analyze_command(run: Path, data: str | None, data_dir: str | None, split: st
 
     selectors = [e.strip() for e in edges.split(",") if e.strip()] if edges else None
     result = analyze(run, data=data, data_dir=data_dir, split=split, limit=limit, edges=selectors, out=out,
-                     batch_size=batch_size, device=device)
+                     batch_size=batch_size, device=device, block_output=block_output, bn_batches=bn_batches)
     _print_analysis(result)
 
 
@@ -178,9 +185,12 @@ def _print_analysis(result: dict) -> None:
     click.echo(f"{result['spec_name'] or 'model'} on {result['data']} {result['split']} ({result['images']:,} images)")
     projections = [r for r in result["contributions"] if r["kind"] == "projection"]
     if projections:
-        click.echo("contributions (mean |activation|, projection / block):")
+        click.echo(f"contributions (mean |activation|, projection / block; block path {result['block_output']}; "
+                   "at init: same spec and seed, untrained):")
         for r in projections:
-            click.echo(f"  {r['path']:<28} {r['mean_abs']:10.4g}  ratio {r['ratio']:.3f}")
+            note = "" if r["merge"] == "sum" else f"  (not comparable with the paper's 0.5: {r['merge']})"
+            click.echo(f"  {r['path']:<28} {r['mean_abs']:10.4g}  ratio {r['ratio']:.3f}  at init {r['ratio_init']:.3f}"
+                       f"  change {r['ratio_change']:+.3f}{note}")
     if result["edge_cut"]:
         click.echo("edge cut (accuracy of the trained model with edges switched off):")
         for r in result["edge_cut"]:
