@@ -30,7 +30,7 @@ from .edit.ablate import ablate, select_edges, sweep
 from .edit.match import match_params
 from .draw.render import render
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__",

@@ -385,7 +385,7 @@ def test_sweep_with_names_over_255_bytes_writes_everything(tmp_path):
 
 
 def test_failed_sweep_writes_nothing(tmp_path, monkeypatch):
-    import hrgraph.cli.main as cli
+    import hrgraph.cli.edit as cli
 
     calls = []
 
@@ -465,7 +465,7 @@ def test_a_foreign_torch_file_is_not_a_checkpoint(tmp_path):
 
 
 def test_large_tables_are_printed_as_plain_columns(tiny, monkeypatch):
-    import hrgraph.cli.main as cli
+    import hrgraph.cli.spec as cli
 
     monkeypatch.setattr(cli, "RICH_ROWS", 2)  # tiny's 4 nodes now count as a large table
     result = run("compile", str(tiny))

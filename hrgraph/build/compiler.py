@@ -19,6 +19,9 @@ tensor it needs; in training autograd keeps what backward needs and the
 forward adds nothing to it.  ``print(model.code)`` shows the source; it is
 compiled once, registered with :mod:`linecache` so tracebacks show it, and
 rebuilt (never pickled) when a model is unpickled or deep-copied.
+
+Why one module past 500 lines: the generated forward and the module class that runs
+it must agree line for line (names, order, deletions), so they are written together.
 """
 
 from __future__ import annotations

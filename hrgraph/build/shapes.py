@@ -6,6 +6,10 @@ edge whose source and target shapes differ gets average pooling (kernel =
 stride = the integer spatial ratio) where the spatial sizes differ, then a 1x1
 convolution without bias and a batch norm; an edge whose shapes match is the
 identity unless it asks for a convolution.
+
+Why one module past 500 lines: shape inference and the projection plan are one walk
+over the graph (each edge's projection is decided by the shapes at its ends), and the
+limits are checked during that walk, before anything is allocated.
 """
 
 from __future__ import annotations

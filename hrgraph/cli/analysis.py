@@ -1,6 +1,6 @@
 """Analysis commands of the ``hrgraph`` command line: ``summary`` (cost per node and per edge) and ``analyze``.
 
-Registered on :data:`hrgraph.cli.main.main` at the end of :mod:`hrgraph.cli.main`.  No
+Registered by :mod:`hrgraph.cli.main`.  No
 torch import on the ``summary`` path: the numbers come from the shape plan;
 ``analyze`` imports torch when it runs.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .main import allow_imports_option, handle_errors, parse_shape
+from .common import allow_imports_option, handle_errors, parse_shape
 from ..build.cost import CostRow, CostTable
 
 __all__ = ["summary", "analyze_command"]

@@ -1,6 +1,6 @@
 """`hrgraph experiment` and `hrgraph report`: run a grid of trainings, and compare what they gave.
 
-Registered on the main group at the end of :mod:`hrgraph.cli.main`; torch is imported
+Registered by :mod:`hrgraph.cli.main`; torch is imported
 only when a run starts, so ``--help`` and ``--dry-run`` stay fast.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .main import handle_errors
+from .common import handle_errors
 from ..errors import TrainingInterrupted
 from ..files import write_atomic
 

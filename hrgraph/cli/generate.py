@@ -1,6 +1,6 @@
 """``hrgraph generate``: write a RandWire spec from a random graph model.
 
-Registered on :func:`hrgraph.cli.main.main`.  No torch: generating and validating a
+Registered by :mod:`hrgraph.cli.main`.  No torch: generating and validating a
 spec needs only networkx and the shape arithmetic.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .main import _emit_generated, handle_errors, parse_shape
+from .common import emit_generated, handle_errors, parse_shape
 
 __all__ = ["generate_command"]
 
@@ -97,4 +97,4 @@ def generate_command(graph: str, nodes: int, seed: int, k: int | None, p: float 
     plan = infer_shapes(spec)
     summary = (f"{spec.name}: {len(spec.nodes):,} nodes, {plan.params:,} params ({format_count(plan.params)}), "
                f"{format_count(plan.macs)} MACs")
-    _emit_generated(spec, _command(graph, options), out, summary, advice=_ADVICE)
+    emit_generated(spec, _command(graph, options), out, summary, advice=_ADVICE)

@@ -1,6 +1,6 @@
 """``hrgraph import``: a spec from a GraphML, GML or adjacency CSV file.
 
-Registered on :func:`hrgraph.cli.main.main`; no torch.
+Registered by :mod:`hrgraph.cli.main`; no torch.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .main import _emit_generated, _refuse_input, handle_errors, parse_shape
+from .common import emit_generated, refuse_input, handle_errors, parse_shape
 
 __all__ = ["import_command"]
 
@@ -52,7 +52,7 @@ def import_command(
     """
     from ..io.graphfiles import import_graph
 
-    _refuse_input(out, graph)
+    refuse_input(out, graph)
     shape = parse_shape(input_text)
     result = import_graph(
         graph,
@@ -92,4 +92,4 @@ def import_command(
             command += [option, str(value)]
     for attr in ignore:
         command += ["--ignore", attr]
-    _emit_generated(spec, command, out, summary)
+    emit_generated(spec, command, out, summary)

@@ -1,6 +1,6 @@
-"""``hrgraph train`` and ``hrgraph scale``: the training commands of the CLI.
+"""``hrgraph train``: train one spec into a run folder.
 
-Registered on :func:`hrgraph.cli.main.main`; torch is imported only when a command
+Registered by :mod:`hrgraph.cli.main`; torch is imported only when a command
 runs, so ``hrgraph --help`` stays fast.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from .main import _emit_generated, handle_errors
+from .common import handle_errors
 
-__all__ = ["train_command", "scale_command"]
+__all__ = ["train_command"]
 
 EXIT_INTERRUPTED = 130
 
@@ -77,26 +77,3 @@ def train_command(spec: Path, recipe: Path | None, data: str | None, data_dir: P
     result = f"test ({summary['test_split']}) top-1 {acc:.2%}" if acc is not None else "no test split"
     click.echo(f"{out}: {summary['epochs_done']} epochs, best val epoch {summary['best_epoch']}, {result}, "
                f"{summary['wall_seconds']:.0f} s")
-
-
-@click.command(name="scale")
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--width", "factor", required=True, type=click.FloatRange(min=0, min_open=True), help="Multiply every hidden width by this.")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the spec here (default: stdout).")
-@click.option("--name", help="Name of the new spec (default: <name>-w<factor>).")
-@handle_errors
-def scale_command(spec: Path, factor: float, out: Path | None, name: str | None) -> None:
-    """Write SPEC with every hidden width scaled by --width (input channels and classes kept).
-
-    Widths are rounded to the multiples the blocks need (a ResNeXt stage's
-    cardinality); the same scaling as `hrgraph train --width-mult`.
-    """
-    from ..edit.match import describe_widths, scale_widths
-    from ..build.shapes import count_params
-    from ..spec.models import load_spec
-
-    source = load_spec(spec)
-    result = scale_widths(source, factor, name=name)
-    summary = f"{result.name}: {count_params(result):,} params; " + ("; ".join(describe_widths(source, result)) or "widths unchanged")
-    command = ["hrgraph", "scale", str(spec), "--width", f"{factor:g}"] + (["--name", name] if name else [])
-    _emit_generated(result, command, out, summary)

@@ -17,6 +17,9 @@ whose attributes are scalars only, so that ``nx.write_graphml`` and
 :func:`from_networkx` reads such a graph back (``load_spec(s) ==
 from_networkx(to_networkx(s))``) and also builds a spec from any plain graph (a
 connectome, a random graph); ``docs/import.md`` gives the rules.  No torch here.
+
+Why one module past 500 lines: the two directions of one conversion, whose attribute
+mapping must stay symmetric; much of the length is the documented keyword arguments.
 """
 
 from __future__ import annotations

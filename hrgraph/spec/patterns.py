@@ -26,6 +26,10 @@ of the same pair overrides a pattern's edge wherever it stands, and where two
 patterns make the same pair, the later pattern's edge is kept.  The edges of a
 pattern take its place in the list, ordered by target position, then source
 position (the order in which the forward sums them).  No torch here.
+
+Why one module past 500 lines: parsing a pattern, matching it against node ids and
+expanding it with its override rules are one algorithm over one data structure; most of
+the length is the docstrings and examples that define the syntax.
 """
 
 from __future__ import annotations

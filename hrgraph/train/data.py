@@ -39,6 +39,10 @@ Memory.  A split is one ``uint8`` tensor (N, C, H, W), held once (CIFAR-10:
 180 MB).  An ImageFolder is decoded into memory when all its splits take at
 most :data:`MEMORY_LIMIT` bytes; a larger one stays on disk as
 :class:`StreamData` and is decoded batch by batch by DataLoader workers.
+
+Why one module past 500 lines: the named data sets, their split, subset and fitting
+rules and the batching/augmentation that consume them share one held-in-memory
+format; file formats and sources are already split out (formats, sources).
 """
 
 from __future__ import annotations

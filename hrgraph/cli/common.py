@@ -1,0 +1,197 @@
+"""What every command shares: errors to exit codes, signals, option definitions, output checks, generated-file headers.
+
+Library errors (:class:`~hrgraph.errors.HrgraphError`) become one line on
+stderr and exit code 1; misuse (bad options) exits 2; anything unexpected is
+reported in one line with exit code 3 (``--debug`` shows the traceback).
+SIGINT exits 130 and SIGTERM 143, after the clean-up that leaves no partial file.
+The command modules import this one; nothing here imports them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import HrgraphError
+from ..files import write_atomic
+
+EXIT_SPEC = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+def fail(err: HrgraphError) -> None:
+    click.echo(f"error: {err}", err=True)
+    for other in getattr(err, "others", []):
+        click.echo(f"error: {other}", err=True)
+    omitted = getattr(err, "omitted", 0)
+    if omitted:
+        click.echo(f"error: ... and {omitted:,} more errors", err=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (no temporary file is left)."""
+
+
+@contextmanager
+def signals_raise() -> Iterator[list[int]]:
+    """While a command runs, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`; yields the signals received.
+
+    Python's default for SIGTERM is to die on the spot, leaving a half-written
+    temporary file (hundreds of MB for a checkpoint).  The signals are also
+    remembered because a C++ layer in between (``torch.save``) may turn the
+    exception into a ``RuntimeError`` on its way up.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield received
+        return
+
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into a message and an exit code, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        with signals_raise() as received:
+            try:
+                return func(*args, **kwargs)
+            except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+                raise
+            except BaseException as err:
+                if received or isinstance(err, KeyboardInterrupt):
+                    terminated = signal.SIGTERM in received or isinstance(err, Terminated)
+                    click.echo("terminated" if terminated else "interrupted", err=True)
+                    ctx.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+                if isinstance(err, HrgraphError):
+                    fail(err)
+                    ctx.exit(EXIT_SPEC)
+                if not isinstance(err, Exception):  # SystemExit, GeneratorExit
+                    raise
+                if (ctx.find_root().obj or {}).get("debug"):
+                    raise
+                # The CLI edge: report, do not dump a traceback.
+                click.echo(f"internal error: {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
+                ctx.exit(EXIT_INTERNAL)
+
+    return wrapper
+
+
+def refuse_input(out: Path | None, *inputs: Path | None) -> None:
+    """Refuse ``-o`` naming one of the command's input files: writing it would destroy the input."""
+    if out is None:
+        return
+    for source in inputs:
+        if source is None:
+            continue
+        try:
+            same = os.path.samefile(out, source)
+        except OSError:  # either does not exist (yet): not the same file
+            same = False
+        if same:
+            raise click.BadParameter(
+                f"'{out}' is the input file '{source}'; write the result to another file", param_hint="'-o' / '--out'"
+            )
+
+
+def spec_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files of ``paths``, folders expanded to their ``*.yaml``."""
+    return [f for p in paths for f in (sorted(p.glob("*.yaml")) if p.is_dir() else [p])]
+
+
+def parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    """Parse ``CxHxW`` (e.g. ``3x64x64``)."""
+    if text is None:
+        return None
+    import re
+
+    parts = text.strip().lower().replace("*", "x").split("x")
+    # Plain digits only: int() would also read "3_2" as 32 and " 3" as 3.
+    values = tuple(int(p) for p in parts) if all(re.fullmatch(r"[0-9]+", p) for p in parts) else ()
+    if len(values) != 3 or min(values) < 1:
+        raise click.BadParameter(f"expected CxHxW with positive integers, e.g. 3x32x32, not {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def rich_console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False, width=max(120, Console().width))
+
+
+max_activation_option = click.option(
+    "--max-activation", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Refuse an input or node output above N elements per sample (default 2^28, 1 GiB of float32).",
+)
+
+allow_imports_option = click.option(
+    "--allow-imports", is_flag=True, help="Import the Python modules a spec lists under 'imports' (runs their code)."
+)
+allow_outside_option = click.option(
+    "--allow-outside", is_flag=True, help="Let 'extends' read files outside the spec's folder."
+)
+
+
+def shell_word(arg: str) -> str:
+    """``arg`` quoted for a POSIX shell, on one line: control characters as bash's ``$'\\n'`` escapes."""
+    import shlex
+
+    if arg.isprintable():
+        return shlex.quote(arg)
+    escaped = "".join(
+        ("\\" + ch if ch in "\\'" else ch) if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in arg
+    )
+    return f"$'{escaped}'"
+
+
+def generated_header(command: list[str], advice: str = "Change the source spec and rerun the command.") -> str:
+    r"""The comment on top of a generated spec; every argument stays on its line, whatever it contains.
+
+    ``advice`` is its second line: how to regenerate the file.
+
+    Examples
+    --------
+    >>> print(generated_header(["hrgraph", "match", "a.yaml", "--name", "x\nname: it's"]), end="")
+    # Generated by `hrgraph match a.yaml --name $'x\nname: it\'s'`; do not edit.
+    # Change the source spec and rerun the command.
+    """
+    return (
+        f"# Generated by `{' '.join(map(shell_word, command))}`; do not edit.\n"
+        f"# {advice}\n"
+    )
+
+
+def emit_generated(spec: Any, command: list[str], out: Path | None, summary: str, **header: str) -> None:
+    """Print a generated spec (summary on stderr) or write it atomically to ``out``.
+
+    ``header`` is passed to :func:`generated_header` (its ``advice`` line).
+    """
+    if out is None:
+        click.echo(generated_header(command, **header) + spec.to_yaml(), nl=False)
+        click.echo(summary, err=True)
+        return
+    write_atomic(out, generated_header(command + ["-o", str(out)], **header) + spec.to_yaml())
+    click.echo(f"wrote {out}: {summary}")

@@ -1,0 +1,109 @@
+"""`hrgraph render`, `diff` and `gallery`: diagrams of specs (hrgraph.draw).  No torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import EXIT_SPEC, allow_imports_option, allow_outside_option, fail, handle_errors, refuse_input, spec_files
+
+_diagram_out = click.option(
+    "--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file: .svg, .png, .pdf (need Graphviz's dot) or .dot (the DOT source).",
+)
+_rankdir = click.option(
+    "--rankdir", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
+    help="Main path top to bottom (TB) or left to right (LR).",
+)
+
+
+@click.command(name="render")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@_diagram_out
+@_rankdir
+@click.option("--show-ablated", "base", type=click.Path(dir_okay=False, path_type=Path), metavar="BASE.yaml",
+              help="Draw the edges BASE has and SPEC lacks, dashed grey and labelled '(ablated)'.")
+@click.option("--disabled", multiple=True, metavar="FROM:TO",
+              help="Draw this edge as disabled at run time (dashed); repeatable.")
+@allow_imports_option
+@allow_outside_option
+@handle_errors
+def render_(
+    spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tuple[str, ...], allow_imports: bool, allow_outside: bool
+) -> None:
+    """Draw SPEC's architecture diagram (no module is built, torch is not imported).
+
+    The main path is a column of nodes (id, block, output shape, parameters);
+    long-range edges are drawn beside it, labelled with the projection they
+    insert.  The format follows OUT's suffix; '-o OUT.dot' needs no Graphviz.
+    """
+    from ..draw.render import render
+    from ..spec.models import load_spec
+
+    refuse_input(out, spec, base)
+    loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
+    based = load_spec(base, allow_imports=allow_imports, allow_outside=allow_outside) if base is not None else None
+    render(loaded, out, rankdir=rankdir.upper(), show_ablated=based, disabled=disabled)
+    click.echo(f"wrote {out}")
+
+
+@click.command(name="diff")
+@click.argument("a", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw one diagram of both (.svg, .png, .pdf or .dot).")
+@_rankdir
+@allow_imports_option
+@allow_outside_option
+@handle_errors
+def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool, allow_outside: bool) -> None:
+    """Show what spec B adds (+), removes (-) and changes (~) relative to spec A.
+
+    Prints one line per difference, then the parameter counts; with -o, also
+    draws both in one diagram: added green, removed red (dashed), changed orange.
+    """
+    from ..edit.diff import diff_specs
+    from ..draw.render import diff_diagram, write_diagram
+    from ..spec.models import load_spec
+
+    refuse_input(out, a, b)
+    options = {"allow_imports": allow_imports, "allow_outside": allow_outside}
+    diff = diff_specs(load_spec(a, **options), load_spec(b, **options))
+    if out is not None:  # draw first: a failure must not follow a summary that looks complete
+        write_diagram(diff_diagram(diff, rankdir=rankdir.upper()).source, out)
+    colours = {"+": "green", "-": "red", "~": "yellow"}
+    for line in diff.summary():
+        click.secho(line, fg=colours.get(line[:1]))
+    if out is not None:
+        click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.argument("spec_dir", default="specs", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", "-o", default=Path("docs/gallery"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Directory for the SVGs.")
+@click.option("--index", type=click.Path(dir_okay=False, path_type=Path),
+              help="The Markdown page (default: OUT with suffix .md, e.g. docs/gallery.md).")
+@allow_imports_option
+@handle_errors
+def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) -> None:
+    """Draw every spec in SPEC_DIR (default: specs) to OUT/<name>.svg and write a Markdown page of them all.
+
+    Exits 1 if any spec could not be drawn (it is listed on the page with its error).
+    """
+    from ..draw.gallery import write_gallery
+
+    refuse_input(index, *spec_files((spec_dir,)))
+    entries = write_gallery(spec_dir, out, index, allow_imports=allow_imports)
+    failed = [e for e in entries if e.error is not None]
+    for entry in failed:
+        fail(entry.error)
+    page = index or out.with_suffix(".md")
+    click.echo(f"wrote {len(entries) - len(failed)} diagrams to {out}/ and {page}")
+    if failed:
+        raise SystemExit(EXIT_SPEC)
+
+
+__all__ = ["render_", "diff_", "gallery"]
