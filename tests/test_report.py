@@ -462,3 +462,13 @@ def test_against_an_old_csv_without_per_seed_results_is_an_error(runs: Path, tmp
     old.write_text("data,family,version,model,params,n,top1_mean\nsynthetic,ResNet,original,orig,1,3,80.0\n")
     result = CliRunner().invoke(main, ["report", str(runs), "--against", str(old)])
     assert result.exit_code == 1 and "no per-seed results" in result.output
+
+
+def test_against_a_csv_without_spreads_does_not_claim_the_moves_are_noise(runs: Path, tmp_path: Path) -> None:
+    committed = tmp_path / "committed.csv"
+    committed.write_text("data,model,top1_by_seed\nsynthetic,hi,0:85.1000;1:80.0000;2:84.8000\n")
+    result = CliRunner().invoke(main, ["report", str(runs), "--against", str(committed)])
+    assert result.exit_code == 0, result.output
+    section = result.output.split("## Rerun against")[1]
+    assert "every move is within the seed spread" not in section
+    assert "for 3 run(s) the committed results give no spread" in section

@@ -281,10 +281,17 @@ def render_against(against: Against) -> str:
                         [[m.data, m.model, str(m.seed), f"{m.committed:.2f}", f"{m.rerun:.2f}", _signed(m.diff)]
                          for m in against.rows]) + [""]
         outside = against.outside_spread()
+        unknown = [m for m in against.rows if math.isnan(m.spread)]
+        if outside:
+            verdict = f"{len(outside)} run(s) moved by more than the seed spread ({', '.join(f'{m.model} s{m.seed}' for m in outside)})."
+        elif unknown:
+            verdict = (f"no run moved by more than the seed spread where it is known; for {len(unknown)} run(s) the "
+                       "committed results give no spread (no top1_std), so nothing is said of them.")
+        else:
+            verdict = "every move is within the seed spread."
         lines.append(
             f"{against.identical} of {len(against.rows)} runs identical; largest |difference| {against.max_abs_diff:.2f} points; "
-            + (f"{len(outside)} run(s) moved by more than the seed spread ({', '.join(f'{m.model} s{m.seed}' for m in outside)})."
-               if outside else "every move is within the seed spread.")
+            + verdict
             + " A move is within the seed spread when |difference| ≤ 1.96·√2·σ, σ the committed group's seed standard "
             "deviation: the 95% band of the difference between two runs that differ by noise alone.")
     for what, keys in (("only in the committed results", against.only_committed), ("only in the rerun", against.only_rerun)):
