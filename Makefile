@@ -1,7 +1,7 @@
 # `make demo` and `make test` each do all the set-up first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast specs gallery bench bench-train data reproduce results reproduce-ablation results-ablation
+.PHONY: setup demo test test-fast specs gallery bench bench-train data reproduce results reproduce-ablation results-ablation archive analyses analyses-ablation
 
 setup:
 	@bash scripts/setup.sh
@@ -43,37 +43,59 @@ bench-train: setup
 	$(PYTHON) benchmarks/train_overhead.py
 
 # The paper's Table 1 at CPU scale on real data (docs/results.md): Fashion-MNIST,
-# Plain and ResNet families x Original/Adjusted/HiResNet at width 0.25, 3 seeds.
-# About 50 min on 2 idle cores; rerun to resume an interrupted grid.
+# Plain and ResNet families x Original/Adjusted/HiResNet at width 0.25, 8 seeds, one CPU
+# thread per run (the grid's threads key). About 4 hours on 2 idle cores as one process;
+# run two shards side by side to halve it (`make reproduce SHARDS=2`); rerun to resume.
+# `make archive` copies the finished runs' records into docs/results/runs/, and
+# `make results RUNS=docs/results/runs` rebuilds the reports from those records.
 RUNS ?= runs
 data:
 	@bash scripts/get-data.sh
 
+SHARDS ?= 1
 reproduce: setup data
-	$(PYTHON) -m hrgraph experiment experiments/fashion-mnist-cpu.yaml --runs-dir $(RUNS)/fashion-mnist-cpu
-	$(MAKE) results
+	pids=""; for i in $$(seq 1 $(SHARDS)); do \
+		$(PYTHON) -m hrgraph experiment experiments/fashion-mnist-cpu.yaml --runs-dir $(RUNS)/fashion-mnist-cpu \
+			--shard $$i/$(SHARDS) --device cpu & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+	$(MAKE) results analyses
+
+archive:
+	$(PYTHON) scripts/archive_runs.py $(RUNS)/fashion-mnist-cpu docs/results/runs/fashion-mnist-cpu
+	$(PYTHON) scripts/archive_runs.py $(RUNS)/fashion-mnist-ablation docs/results/runs/fashion-mnist-ablation
 
 results:
 	mkdir -p docs/results
 	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-cpu -o docs/results/fashion-mnist-cpu.md \
-		--csv docs/results/fashion-mnist-cpu.csv --figure docs/results/fashion-mnist-cpu-curves.png --target-acc 0.85
+		--csv docs/results/fashion-mnist-cpu.csv --figure docs/results/fashion-mnist-cpu-curves.png --target-acc 0.85 \
+		--against docs/results/earlier/fashion-mnist-cpu-2026-11.csv
+
+# The analyses need the runs' checkpoints (the archived records have none).
+analyses:
 	$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s0 --device cpu \
 		-o docs/results/hiresnet18-fashion-mnist-s0
 
-# The paper's Table 2 at CPU scale (docs/results.md): ResNet-18, HiResNet-18, -In, -Out and
-# the six single-edge variants at width 0.25 on Fashion-MNIST, 3 seeds (30 runs, about
-# 2 hours on 2 cores; rerun to resume), then its report and the analysis of every
-# HiResNet-18 seed (contributions, edge cut) into docs/results/.
+# The paper's Table 2 at CPU scale (docs/results.md): ResNet-18 and its Adjusted version,
+# HiResNet-18, -In, -Out (the paper's), -Out-all and the six single-edge variants at width
+# 0.25 on Fashion-MNIST, 3 seeds, one thread per run (36 runs, about 3 hours on 2 cores
+# with SHARDS=2; rerun to resume), then its reports and the analysis of every HiResNet-18
+# seed (contributions beside their values at initialisation, edge cut) into docs/results/.
 reproduce-ablation: setup data
-	$(PYTHON) -m hrgraph experiment experiments/fashion-mnist-ablation.yaml --runs-dir $(RUNS)/fashion-mnist-ablation
-	$(MAKE) results-ablation
+	pids=""; for i in $$(seq 1 $(SHARDS)); do \
+		$(PYTHON) -m hrgraph experiment experiments/fashion-mnist-ablation.yaml --runs-dir $(RUNS)/fashion-mnist-ablation \
+			--shard $$i/$(SHARDS) --device cpu & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+	$(MAKE) results-ablation analyses-ablation
 
 results-ablation:
 	mkdir -p docs/results
 	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-ablation -o docs/results/fashion-mnist-ablation.md \
-		--csv docs/results/fashion-mnist-ablation.csv --figure docs/results/fashion-mnist-ablation-curves.png --target-acc 0.85
+		--csv docs/results/fashion-mnist-ablation.csv --figure docs/results/fashion-mnist-ablation-curves.png --target-acc 0.85 \
+		--against docs/results/earlier/fashion-mnist-ablation-2026-11.csv
 	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-ablation --baseline hiresnet18 --target-acc 0.85 \
 		-o docs/results/fashion-mnist-ablation-vs-hiresnet18.md
+
+analyses-ablation:
 	for seed in 0 1 2; do \
 		$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-ablation/hiresnet18__fashion-mnist__s$$seed --device cpu \
 			-o docs/results/ablation-hiresnet18-s$$seed || exit 1; \
