@@ -165,9 +165,20 @@ def test_data_names(name):
     assert load_recipe({"data": name}).data == name
 
 
-@pytest.mark.parametrize("name", ["cifar-10", "synthetic:0", "synthetic:x", "imagefolder:", "mnist:3", ""])
-def test_bad_data_names(name):
-    assert "unknown data set" in error_of({"data": name}).message
+@pytest.mark.parametrize("name, says", [
+    ("cifar-10", "unknown data set 'cifar-10' (did you mean 'cifar10'?)"),
+    ("", "unknown data set ''"),
+    # Issue 19.19: a bad count is not a misspelt name.
+    ("synthetic:0", "synthetic:N takes N a positive whole number of training images, not '0'"),
+    ("synthetic:x", "synthetic:N takes N a positive whole number of training images, not 'x'"),
+    ("synthetic:-5", "not '-5'"),
+    ("imagefolder:", "imagefolder:DIR needs a folder after the colon"),
+    ("mnist:3", "mnist takes nothing after a colon (write 'mnist')"),
+])
+def test_bad_data_names(name, says):
+    message = error_of({"data": name}).message
+    assert says in message
+    assert "did you mean 'synthetic'" not in message
 
 
 @pytest.mark.parametrize(
