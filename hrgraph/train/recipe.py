@@ -57,6 +57,7 @@ __all__ = [
     "describe_recipe",
     "load_recipe",
     "parse_augment",
+    "resolve_recipe",
     "lr_at",
 ]
 
@@ -729,3 +730,30 @@ def describe_recipe(recipe: Recipe, origin: str) -> list[str]:
         sched += f" after a {s.warmup_epochs}-epoch warm-up from x{s.warmup_factor:g}"
     lines.append(f"schedule: {sched}; {recipe.epochs} epochs of batch {recipe.batch_size}, seed {recipe.seed}")
     return lines
+
+
+def resolve_recipe(source: "Recipe | str | Path | Mapping[str, Any] | None",
+                   overrides: Mapping[str, Any] | None = None) -> tuple[Recipe, str]:
+    """The recipe of a run, and how it was chosen (for :func:`describe_recipe`).
+
+    ``source`` ``None`` means the default for the data: :func:`default_recipe`
+    of ``overrides["data"]`` (``--data``), else of ``cifar10``.  The overrides
+    are applied on top either way.
+
+    Examples
+    --------
+    >>> recipe, origin = resolve_recipe(None, {"data": "fashion-mnist", "epochs": 2})
+    >>> recipe.name, recipe.augment, recipe.epochs, origin
+    ('generic', [], 2, 'the default for fashion-mnist; overridden: epochs, data')
+    """
+    overrides = dict(overrides or {})
+    if source is None:
+        data = overrides.get("data", Recipe().data)
+        base = default_recipe(data if isinstance(data, str) else str(data))
+        origin = f"the default for {base.data.partition(':')[0]}"
+    else:
+        base = load_recipe(source)
+        origin = ""
+    if overrides:
+        origin += ("; " if origin else "") + "overridden: " + ", ".join(overrides)
+    return apply_overrides(base, overrides), origin
