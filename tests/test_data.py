@@ -428,3 +428,124 @@ def test_image_folder_errors(folder, tmp_path):
         load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
     with pytest.raises(DataError, match=f"looked in {tmp_path / 'empty' / 'train'}"):
         load_data(f"imagefolder:{tmp_path / 'empty'}", input_shape=(3, 16, 16))
+
+
+# ----------------------------------------------------------------------------- symbolic links (issue 19.2)
+
+
+def test_directory_loop_is_refused_naming_the_link(folder):
+    # Two loops made the old scan exponential (13 GB after 10 minutes); now the first is refused at once.
+    os.symlink("..", folder / "train" / "cat" / "l1")
+    os.symlink("../..", folder / "train" / "dog" / "l2")
+    with pytest.raises(DataError, match=r"train/cat/l1: a symbolic link to .*, which holds it: a directory loop"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
+
+
+def test_link_to_the_data_root_is_a_loop_too(folder):
+    os.symlink(str(folder), folder / "train" / "dog" / "root")
+    with pytest.raises(DataError, match=r"train/dog/root: .*directory loop"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
+
+
+def test_each_file_is_counted_once_by_identity(folder):
+    before = load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), val_split=0.0, seed=0, fit="resize")
+    os.symlink("0.png", folder / "train" / "dog" / "again.png")  # the same file under its own class
+    os.symlink("sub", folder / "train" / "dog" / "alias")  # a folder reached twice, not a loop
+    after = load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), val_split=0.0, seed=0, fit="resize")
+    assert after.train.labels.tolist() == before.train.labels.tolist() == [0] * 4 + [1] * 5
+
+
+def test_a_file_in_two_classes_or_two_splits_is_refused(folder):
+    os.symlink("../dog/0.png", folder / "train" / "cat" / "stolen.png")
+    with pytest.raises(DataError, match=r"cannot be in both train/cat and train/dog"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
+    (folder / "train" / "cat" / "stolen.png").unlink()
+    os.symlink(str(folder / "train" / "cat" / "0.png"), folder / "test" / "cat" / "leak.png")
+    with pytest.raises(DataError, match=r"leak.png is the file .*train/cat/0.png of train/cat: an image cannot be "
+                                        r"in both train/cat and test/cat"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
+
+
+def test_links_leaving_the_root_are_followed(folder, tmp_path):
+    store = tmp_path / "store"
+    for i in range(3):
+        save_image(store / f"{i}.png", (0, 0, 0), size=(16, 16))
+    os.symlink(str(store), folder / "train" / "cat" / "more")
+    data = load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), val_split=0.0, seed=0, fit="resize")
+    assert data.train.labels.tolist() == [0] * 7 + [1] * 5
+
+
+def test_broken_link_is_named(folder):
+    os.symlink("missing.png", folder / "train" / "cat" / "gone.png")
+    with pytest.raises(DataError, match=r"train/cat/gone.png: a broken symbolic link \(to missing.png\)"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
+
+
+# ----------------------------------------------------------------------------- sizes checked before allocating (19.14)
+
+
+def test_synthetic_too_large_is_refused_before_allocating(monkeypatch):
+    monkeypatch.delenv("HRGRAPH_DATA_MEMORY", raising=False)
+    with pytest.raises(DataError, match=r"synthetic:100000000000: 100,000,000,000 training and 25,000,000,000 test "
+                                        r"images of 3x32x32 would take .* TiB in memory, over the limit of .* \(half"):
+        load_data("synthetic:100000000000", input_shape=(3, 32, 32))
+
+
+def test_memory_limit_variable(monkeypatch):
+    monkeypatch.setenv("HRGRAPH_DATA_MEMORY", "100K")
+    with pytest.raises(DataError, match=r"would take 501.0 KiB in memory, over the limit of 100.0 KiB "
+                                        r"\(\$HRGRAPH_DATA_MEMORY\)"):
+        load_data("synthetic:100", input_shape=(1, 64, 64), num_classes=4)  # 125 x (8 + 4096) bytes
+    load_data("synthetic:10", input_shape=(1, 8, 8), num_classes=4)  # 12.5 KiB: fits
+    monkeypatch.setenv("HRGRAPH_DATA_MEMORY", "lots")
+    with pytest.raises(DataError, match="HRGRAPH_DATA_MEMORY='lots' is not a size"):
+        load_data("synthetic:10", input_shape=(1, 8, 8))
+
+
+def test_conversion_to_a_huge_input_is_refused_before_allocating(tmp_path, monkeypatch):
+    monkeypatch.setenv("HRGRAPH_DATA_MEMORY", "1G")
+    make_idx_set(tmp_path / "m")
+    with pytest.raises(DataError, match=r"mnist: 40 images of 3x20000x20000 \(uint8\) would take 44.7 GiB"):
+        load_data("mnist", root=tmp_path / "m", input_shape=(3, 20000, 20000), fit="resize", val_split=0.0)
+
+
+def _png_declaring(path: Path, width: int, height: int) -> None:
+    """A 1x1 PNG whose header declares ``width`` x ``height`` (a decompression bomb's header, 70 bytes)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    raw = bytearray(buf.getvalue())
+    ihdr = raw[12:29]  # "IHDR" + 13 bytes of data
+    ihdr[4:12] = struct.pack(">II", width, height)
+    raw[12:29] = ihdr
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("side", [10000, 20000])  # over PIL's limit; over twice it (PIL's own error)
+def test_decompression_bomb_is_a_data_error(folder, side):
+    _png_declaring(folder / "train" / "cat" / "bomb.png", side, side)
+    with pytest.raises(DataError, match=r"bomb.png: it declares .* \(a decompression bomb"):
+        load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
+
+
+def test_worker_errors_read_as_one_line(folder):
+    from hrgraph.train.data import StreamData
+
+    (folder / "train" / "cat" / "0.png").write_bytes(b"not a png")
+    paths = sorted((folder / "train" / "cat").glob("*.png"))
+    stream = StreamData(paths, torch.zeros(len(paths), dtype=torch.int64), (3, 16, 16), "resize", workers=1)
+    with pytest.raises(DataError) as info:
+        list(iterate_batches(stream, 4, device="cpu", shuffle=False, seed=0, epoch=0, mean=None, std=None))
+    assert info.value.message.startswith(f"cannot read image {paths[0]}") and "Traceback" not in info.value.message
+
+
+def test_crop_padding_is_checked_against_the_image_size(small):
+    with pytest.raises(DataError, match=r"crop_padding 100000 must be less than the images' height and width"):
+        next(batches(small, augment=["random_crop"], crop_padding=100000))

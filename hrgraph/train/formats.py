@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -321,11 +322,13 @@ def read_image(path: Path, channels: int) -> np.ndarray:
 
     limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if limit is not None and width * height > limit:
-                raise DataError(_too_large(path, width, height, limit))
-            arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in our words
+            with Image.open(path) as img:
+                width, height = img.size
+                if limit is not None and width * height > limit:
+                    raise DataError(_too_large(path, width, height, limit))
+                arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
     except Image.DecompressionBombError as err:  # Image.open itself refuses beyond twice the limit
         raise DataError(f"cannot read image {path}: it declares more than twice {limit:,} pixels "
                         f"(a decompression bomb, or an image far too large to train on)") from err
