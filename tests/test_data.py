@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import signal
 import sys
 import types
 from pathlib import Path
@@ -531,7 +532,7 @@ def _png_declaring(path: Path, width: int, height: int) -> None:
 @pytest.mark.parametrize("side", [10000, 20000])  # over PIL's limit; over twice it (PIL's own error)
 def test_decompression_bomb_is_a_data_error(folder, side):
     _png_declaring(folder / "train" / "cat" / "bomb.png", side, side)
-    with pytest.raises(DataError, match=r"bomb.png: it declares .* \(a decompression bomb"):
+    with pytest.raises(DataError, match=r"bomb.png: .*\d+ pixels.* \(a decompression bomb"):
         load_data(f"imagefolder:{folder}", input_shape=(3, 16, 16), fit="resize")
 
 
@@ -549,3 +550,90 @@ def test_worker_errors_read_as_one_line(folder):
 def test_crop_padding_is_checked_against_the_image_size(small):
     with pytest.raises(DataError, match=r"crop_padding 100000 must be less than the images' height and width"):
         next(batches(small, augment=["random_crop"], crop_padding=100000))
+
+
+# ----------------------------------------------------------------------------- the CLI: errors, not tracebacks
+
+
+TINY_SPEC = {
+    "name": "tiny",
+    "input": {"channels": 3, "height": 16, "width": 16},
+    "nodes": [
+        {"id": "stem", "kind": "conv", "channels": 4},
+        {"id": "stage1", "kind": "basic", "channels": 4, "depth": 1, "stride": 2},
+        {"id": "head", "kind": "classifier", "classes": 2},
+    ],
+    "edges": [],
+}
+
+
+def _spec_file(tmp_path: Path, spec=TINY_SPEC) -> Path:
+    import yaml
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("case, says", [
+    ("crop_padding", "crop_padding 100000 must be less than the images' height and width (16x16)"),
+    ("synthetic_huge", "synthetic:100000000000: 100,000,000,000 training"),
+    ("synthetic_zero", "synthetic:N takes N a positive whole number of training images, not '0'"),
+    ("bomb", "(a decompression bomb"),
+    ("loop", "directory loop"),
+])
+def test_cli_refuses_with_an_error_line_and_exit_1(tmp_path, folder, case, says):
+    from click.testing import CliRunner
+
+    from hrgraph.cli.main import main
+
+    args = ["train", str(_spec_file(tmp_path)), "--device", "cpu", "-o", str(tmp_path / "run"), "--epochs", "1"]
+    if case == "crop_padding":
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text("data: synthetic:20\ncrop_padding: 100000\n")
+        args += ["--recipe", str(recipe), "--data", "synthetic:20"]
+    elif case == "synthetic_huge":
+        args += ["--data", "synthetic:100000000000"]
+    elif case == "synthetic_zero":
+        args += ["--data", "synthetic:0"]
+    elif case == "bomb":
+        _png_declaring(folder / "train" / "cat" / "bomb.png", 20000, 20000)
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text("data: synthetic\nfit: resize\naugment: []\n")
+        args += ["--recipe", str(recipe), "--data", f"imagefolder:{folder}"]
+    else:
+        os.symlink("..", folder / "train" / "cat" / "l1")
+        args += ["--data", f"imagefolder:{folder}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "error: " in result.output and says in result.output and "Traceback" not in result.output
+    assert "did you mean" not in result.output
+
+
+_SLOW_LOADING = """
+import sys, time
+import hrgraph.train.sources as sources
+def slow(*args, **kwargs):
+    print("loading", flush=True)
+    time.sleep(120)  # a scan that would never end
+sources.read_source = slow
+from hrgraph.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_while_loading_data_stops_at_once(tmp_path, signum, code):
+    import subprocess
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-c", _SLOW_LOADING, "train", str(_spec_file(tmp_path)), "--data", "synthetic",
+           "--device", "cpu", "-o", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "loading"
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert time.monotonic() - sent < 10 and "Traceback" not in err

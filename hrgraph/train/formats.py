@@ -330,8 +330,8 @@ def read_image(path: Path, channels: int) -> np.ndarray:
                     raise DataError(_too_large(path, width, height, limit))
                 arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
     except Image.DecompressionBombError as err:  # Image.open itself refuses beyond twice the limit
-        raise DataError(f"cannot read image {path}: it declares more than twice {limit:,} pixels "
-                        f"(a decompression bomb, or an image far too large to train on)") from err
+        raise DataError(f"cannot read image {path}: {err} (a decompression bomb, or an image far too large "
+                        f"to train on)") from err
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise DataError(f"cannot read image {path}: {err}") from err
     return arr[:, :, None] if arr.ndim == 2 else arr
