@@ -637,3 +637,55 @@ def test_signal_while_loading_data_stops_at_once(tmp_path, signum, code):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert time.monotonic() - sent < 10 and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- the default recipe follows the data (19.15)
+
+
+def _glyph_folder(root: Path, per_class: dict[str, int], seed: int) -> None:
+    """Glyphs b, d, p, q (a stem and a bowl) as 12x12 PNGs: a left-right flip turns a b into a d, a p into a q."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for split, n in per_class.items():
+        for name in "bdpq":
+            for i in range(n):
+                img = Image.new("L", (12, 12), 0)
+                draw = ImageDraw.Draw(img)
+                dx, dy = rng.integers(-1, 2, 2)
+                stem = 3 if name in "bp" else 8  # b, p: stem on the left; d, q: on the right
+                bowl_x = 4 if name in "bp" else 3  # the bowl on the other side of the stem
+                bowl_y = 5 if name in "bd" else 1  # b, d: bowl low; p, q: bowl high
+                draw.line([(stem + dx, 1 + dy), (stem + dx, 10 + dy)], fill=255, width=1)
+                draw.ellipse([(bowl_x + dx, bowl_y + dy), (bowl_x + 4 + dx, bowl_y + 5 + dy)], outline=255)
+                noisy = np.asarray(img, dtype=np.float64) + rng.normal(0, 20, (12, 12))
+                (root / split / name).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(root / split / name / f"{i}.png")
+
+
+@pytest.mark.slow  # three short runs: about 15 s on 2 busy cores
+def test_digits_train_with_the_default_as_without_flips(tmp_path):
+    from hrgraph.train.loop import train
+
+    _glyph_folder(tmp_path / "glyphs", {"train": 40, "test": 15}, seed=0)
+    spec = {**TINY_SPEC, "input": {"channels": 1, "height": 12, "width": 12},
+            "nodes": [{"id": "stem", "kind": "conv", "channels": 8},
+                      {"id": "stage1", "kind": "basic", "channels": 8, "depth": 1, "stride": 2},
+                      {"id": "head", "kind": "classifier", "classes": 4}]}
+    # Only the length is shortened (the same for every run): 8 epochs of 9 steps.
+    common = {"data": f"imagefolder:{tmp_path / 'glyphs'}", "epochs": 8, "batch_size": 16}
+    runs = {
+        "default": (None, common),
+        "no augmentation": ("recipes/paper-cifar10.yaml", {**common, "augment": []}),
+        "paper (crop, flip)": ("recipes/paper-cifar10.yaml", common),
+    }
+    acc = {}
+    for name, (recipe, overrides) in runs.items():
+        summary = train(spec, recipe, out=tmp_path / name, overrides=overrides, device="cpu", threads=1)
+        acc[name] = summary["test_acc1"]
+    # The default recipe for a folder is the paper's without augmentation: the same computation as
+    # the paper's recipe with `augment: []`, step for step, so the accuracies are equal, not close.
+    assert acc["default"] == acc["no augmentation"], acc
+    assert acc["default"] >= 0.9, acc
+    # And the glyphs are a fair test: with flips half of b/d and p/q look like the other letter.
+    assert acc["paper (crop, flip)"] <= acc["default"] - 0.2, acc
