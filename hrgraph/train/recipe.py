@@ -744,7 +744,7 @@ def resolve_recipe(source: "Recipe | str | Path | Mapping[str, Any] | None",
     --------
     >>> recipe, origin = resolve_recipe(None, {"data": "fashion-mnist", "epochs": 2})
     >>> recipe.name, recipe.augment, recipe.epochs, origin
-    ('generic', [], 2, 'the default for fashion-mnist; overridden: epochs, data')
+    ('generic', [], 2, 'the default for fashion-mnist; overridden: data, epochs')
     """
     overrides = dict(overrides or {})
     if source is None:
