@@ -178,8 +178,9 @@ class TrainingError(HrgraphError):
 class TrainingInterrupted(TrainingError):
     """SIGINT or SIGTERM stopped a run after it saved a resumable checkpoint (``resume`` says how to go on)."""
 
-    def __init__(self, message: str, *, resume: str = "", **kwargs) -> None:
+    def __init__(self, message: str, *, resume: str = "", signal: int | None = None, **kwargs) -> None:
         self.resume = resume
+        self.signal = signal  # the signal number that stopped the run: the CLI exits 128 + it
         super().__init__(message, **kwargs)
 
 

@@ -165,9 +165,20 @@ def test_data_names(name):
     assert load_recipe({"data": name}).data == name
 
 
-@pytest.mark.parametrize("name", ["cifar-10", "synthetic:0", "synthetic:x", "imagefolder:", "mnist:3", ""])
-def test_bad_data_names(name):
-    assert "unknown data set" in error_of({"data": name}).message
+@pytest.mark.parametrize("name, says", [
+    ("cifar-10", "unknown data set 'cifar-10' (did you mean 'cifar10'?)"),
+    ("", "unknown data set ''"),
+    # Issue 19.19: a bad count is not a misspelt name.
+    ("synthetic:0", "synthetic:N takes N a positive whole number of training images, not '0'"),
+    ("synthetic:x", "synthetic:N takes N a positive whole number of training images, not 'x'"),
+    ("synthetic:-5", "not '-5'"),
+    ("imagefolder:", "imagefolder:DIR needs a folder after the colon"),
+    ("mnist:3", "mnist takes nothing after a colon (write 'mnist')"),
+])
+def test_bad_data_names(name, says):
+    message = error_of({"data": name}).message
+    assert says in message
+    assert "did you mean 'synthetic'" not in message
 
 
 @pytest.mark.parametrize(
@@ -324,3 +335,84 @@ def test_lr_at_constant_and_bad_epoch():
     for bad in (-1, math.nan, math.inf):
         with pytest.raises(ValueError):
             lr_at(recipe, bad)
+
+
+# -- the default recipe follows the data (issue 19.15) ---------------------------------------
+
+from hrgraph.train.recipe import default_recipe, describe_recipe, parse_augment, resolve_recipe  # noqa: E402
+
+
+@pytest.mark.parametrize("data, name", [("cifar10", "paper-cifar10"), ("cifar100", "paper-cifar100"),
+                                        ("tiny-imagenet", "paper-tiny-imagenet")])
+def test_paper_data_sets_get_the_paper_recipe(data, name):
+    recipe = default_recipe(data)
+    assert recipe.name == name and recipe.data == data and recipe.augment == ["random_crop", "hflip"]
+
+
+@pytest.mark.parametrize("data", ["mnist", "fashion-mnist", "synthetic", "synthetic:64", "imagefolder:/data/x"])
+def test_other_data_gets_no_augmentation_and_the_paper_optimizer(data):
+    recipe = default_recipe(data)
+    paper = load_recipe("recipes/paper-cifar10.yaml")
+    assert recipe.name == "generic" and recipe.data == data and recipe.augment == []
+    assert (recipe.optimizer, recipe.schedule, recipe.epochs, recipe.batch_size) == \
+        (paper.optimizer, paper.schedule, paper.epochs, paper.batch_size)
+
+
+def test_default_recipe_of_a_bad_name_is_a_recipe_error():
+    with pytest.raises(RecipeError, match="synthetic:N takes N a positive whole number"):
+        default_recipe("synthetic:0")
+
+
+def test_resolve_recipe_uses_the_data_override_and_says_so():
+    recipe, origin = resolve_recipe(None, {"data": "mnist", "augment": ["hflip"]})
+    assert recipe.augment == ["hflip"] and origin == "the default for mnist; overridden: data, augment"
+    recipe, origin = resolve_recipe(None, {})
+    assert recipe.name == "paper-cifar10" and origin == "the default for cifar10"
+    recipe, origin = resolve_recipe("recipes/cpu-fashion-mnist.yaml", {"epochs": 1})
+    assert recipe.name == "cpu-fashion-mnist" and origin == "overridden: epochs"
+
+
+def test_describe_recipe_names_augmentation_optimizer_and_schedule():
+    lines = describe_recipe(load_recipe("recipes/paper-cifar10.yaml"), "")
+    assert lines == [
+        "recipe: paper-cifar10 (recipes/paper-cifar10.yaml)",
+        "augment: random crop (4-pixel zero padding), horizontal flip",
+        "optimizer: adam, lr 0.01, betas (0.9, 0.999), weight decay 0",
+        "schedule: step, lr x0.5 every 20 epochs; 80 epochs of batch 100, seed 0",
+    ]
+    sgd = load_recipe({"optimizer": {"name": "sgd", "lr": 0.1, "nesterov": True},
+                       "schedule": {"name": "cosine", "warmup_epochs": 2, "min_lr": 0.001}, "augment": []})
+    assert describe_recipe(sgd, "--recipe")[1:] == [
+        "augment: none", "optimizer: sgd, lr 0.1, momentum 0.9 (nesterov), weight decay 0",
+        "schedule: cosine to 0.001 after a 2-epoch warm-up from x0.1; 80 epochs of batch 100, seed 0"]
+
+
+@pytest.mark.parametrize("text, expected", [("none", []), ("crop", ["random_crop"]), ("flip", ["hflip"]),
+                                            ("crop,flip", ["random_crop", "hflip"]), ("flip, crop", ["hflip", "random_crop"])])
+def test_parse_augment(text, expected):
+    assert parse_augment(text) == expected
+
+
+@pytest.mark.parametrize("text, says", [("flp", "did you mean 'flip'"), ("crop,crop", "'crop' is given twice"),
+                                        ("none,crop", "unknown augmentation 'none'")])
+def test_parse_augment_errors(text, says):
+    with pytest.raises(RecipeError, match=says):
+        parse_augment(text)
+
+
+def test_train_announces_the_recipe_first_and_augment_overrides(tmp_path):
+    from click.testing import CliRunner
+
+    from hrgraph.cli.main import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\ninput: {channels: 1, height: 8, width: 8}\nnodes:\n"
+                    "  - {id: stem, kind: conv, channels: 4}\n  - {id: head, kind: classifier, classes: 3}\n")
+    result = CliRunner().invoke(main, ["train", str(spec), "--data", "synthetic:30", "--epochs", "1", "--device", "cpu",
+                                       "--augment", "flip", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "recipe: generic (recipes/generic.yaml, the default for synthetic; overridden: epochs, data, augment)"
+    assert lines[1] == "augment: horizontal flip" and lines[2].startswith("optimizer: adam, lr 0.01")
+    assert lines[3].startswith("schedule: step, lr x0.5 every 20 epochs; 1 epochs")
+    assert "augment: [hflip]" in (tmp_path / "run" / "config.yaml").read_text()

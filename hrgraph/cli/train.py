@@ -7,6 +7,7 @@ runs, so ``hrgraph --help`` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,7 +17,21 @@ from .common import handle_errors
 
 __all__ = ["train_command"]
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+def _augment(value: str | None) -> list[str] | None:
+    """``--augment`` as the recipe's list (``None``: keep the recipe's)."""
+    from ..errors import RecipeError
+    from ..train.recipe import parse_augment
+
+    if value is None:
+        return None
+    try:
+        return parse_augment(value)
+    except RecipeError as err:
+        raise click.BadParameter(err.message.removeprefix("augment: ")) from None
 
 
 def _reporter():
@@ -28,9 +43,14 @@ def _reporter():
 
 @click.command(name="train")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path), help="Recipe YAML (default: recipes/paper-cifar10.yaml).")
-@click.option("--data", help="Data set: cifar10, cifar100, tiny-imagenet, mnist, fashion-mnist, imagefolder:DIR, synthetic.")
+@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe YAML (default: follows the data: the paper's recipe for cifar10, cifar100, tiny-imagenet; "
+                   "recipes/generic.yaml, with no augmentation, for any other data).")
+@click.option("--data", help="Data set: cifar10, cifar100, tiny-imagenet, mnist, fashion-mnist, imagefolder:DIR, synthetic[:N] (docs/training.md says where each is read from).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the data set lives.")
+@click.option("--augment", callback=lambda ctx, param, value: _augment(value), metavar="none|crop|flip|crop,flip",
+              help="Override the recipe's augmentation: random crop (zero padding, crop_padding pixels) "
+                   "and/or horizontal flip.")
 @click.option("--download", is_flag=True, help="Fetch a missing data set through torchvision (needs the internet).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's epochs (with --resume: extend a run).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size (split across torchrun processes).")
@@ -47,7 +67,8 @@ def _reporter():
               help="Pin torch to N CPU threads (CPU runs are bit-identical only for the same N; recorded in config.yaml).")
 @click.option("--log-grad-norms", is_flag=True, help="Write grad_norms.csv: per node and projection, per epoch (hrgraph analyze plots it).")
 @handle_errors
-def train_command(spec: Path, recipe: Path | None, data: str | None, data_dir: Path | None, download: bool,
+def train_command(spec: Path, recipe: Path | None, data: str | None, augment: list[str] | None, data_dir: Path | None,
+                  download: bool,
                   epochs: int | None, batch_size: int | None, lr: float | None, seed: int | None,
                   width_mult: float | None, device: str, amp: bool, limit_train: int | None, limit_val: int | None,
                   out: Path, resume: bool, threads: int | None, log_grad_norms: bool) -> None:
@@ -55,13 +76,21 @@ def train_command(spec: Path, recipe: Path | None, data: str | None, data_dir: P
 
     The folder gets config.yaml, metrics.csv, summary.json, curves.png and
     checkpoints/{last,best}.pt.  Ctrl-C (or SIGTERM) finishes the current step,
-    saves, and exits 130; --resume continues exactly where it stopped.  For
+    saves, and exits 130 (143 for SIGTERM); while the data is still being read
+    it stops at once.  --resume continues exactly where it stopped.  For
     several processes or GPUs: torchrun --nproc_per_node N -m hrgraph train ...
+
+    Without --recipe the recipe follows the data: the paper's (random crop +
+    horizontal flip) for cifar10, cifar100 and tiny-imagenet, a generic one
+    without augmentation for anything else (a flipped digit or letter may be
+    another class).  The first lines of the log say which recipe,
+    augmentation, optimizer and schedule the run uses.
     """
     from ..errors import TrainingInterrupted
     from ..train.loop import train
 
-    flags = {"epochs": epochs, "batch_size": batch_size, "optimizer.lr": lr, "seed": seed, "data": data}
+    flags = {"epochs": epochs, "batch_size": batch_size, "optimizer.lr": lr, "seed": seed, "data": data,
+             "augment": augment}
     overrides = {k: v for k, v in flags.items() if v is not None}
     try:
         summary = train(spec, recipe, out=out, overrides=overrides, resume=resume, device=device, amp=amp,
@@ -70,7 +99,7 @@ def train_command(spec: Path, recipe: Path | None, data: str | None, data_dir: P
                         log_grad_norms=log_grad_norms, threads=threads)
     except TrainingInterrupted as err:
         click.echo(f"interrupted: {err.message}", err=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(EXIT_TERMINATED if err.signal == signal.SIGTERM else EXIT_INTERRUPTED) from None
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 speaks
     acc = summary.get("test_acc1")

@@ -61,7 +61,8 @@ import torch.nn.functional as F
 from hrgraph.errors import DataError, did_you_mean
 from hrgraph.train import formats, sources
 
-__all__ = ["ArrayData", "StreamData", "DataSplits", "load_data", "iterate_batches", "num_batches", "MEMORY_LIMIT"]
+__all__ = ["ArrayData", "StreamData", "DataSplits", "load_data", "iterate_batches", "num_batches", "MEMORY_LIMIT",
+           "check_crop_padding"]
 
 #: An ImageFolder larger than this many bytes (as uint8 at the spec's input shape) streams from disk.
 MEMORY_LIMIT = 4 * 2**30
@@ -207,7 +208,7 @@ def iterate_batches(
     --------
     >>> data = ArrayData(torch.arange(96, dtype=torch.uint8).view(6, 1, 4, 4), torch.arange(6))
     >>> batches = list(iterate_batches(data, 4, device="cpu", shuffle=True, seed=0, epoch=0,
-    ...                                augment=["random_crop", "hflip"], mean=None, std=None))
+    ...                                augment=["random_crop", "hflip"], crop_padding=2, mean=None, std=None))
     >>> [tuple(x.shape) for x, _ in batches], sorted(torch.cat([y for _, y in batches]).tolist())
     ([(4, 1, 4, 4), (2, 1, 4, 4)], [0, 1, 2, 3, 4, 5])
     """
@@ -216,6 +217,8 @@ def iterate_batches(
         raise DataError(f"unknown augmentation '{unknown[0]}'{did_you_mean(unknown[0], _AUGMENTATIONS)}")
     if not 0 <= rank < world_size:
         raise DataError(f"rank {rank} is not in 0..{world_size - 1}")
+    if "random_crop" in augment:
+        check_crop_padding(crop_padding, tuple(data.images.shape[1:]) if isinstance(data, ArrayData) else data.shape)
     device = torch.device(device)
     n = len(data) if limit is None else min(len(data), limit)
     if shuffle:
@@ -244,6 +247,33 @@ def iterate_batches(
 
 
 _AUGMENTATIONS = ("random_crop", "hflip")
+
+
+def check_crop_padding(padding: int, shape: Sequence[int]) -> None:
+    """Refuse a ``crop_padding`` not smaller than the images' height or width.
+
+    A crop from an image padded by as much as its side may hold none of its
+    pixels, and the padded batch (``(H + 2p) x (W + 2p)`` per image) is
+    allocated before anything else: ``crop_padding: 100000`` on 32x32 images
+    would ask for terabytes.
+
+    Raises
+    ------
+    DataError
+
+    Examples
+    --------
+    >>> check_crop_padding(4, (3, 32, 32))
+    >>> check_crop_padding(100000, (3, 32, 32))
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.DataError: crop_padding 100000 must be less than the images' height and width (32x32): a random crop could miss the image entirely; the usual value is an eighth of the side (4 for 32x32)
+    """
+    h, w = int(shape[-2]), int(shape[-1])
+    if padding >= min(h, w):
+        raise DataError(f"crop_padding {padding} must be less than the images' height and width ({h}x{w}): "
+                        f"a random crop could miss the image entirely; the usual value is an eighth of the side "
+                        f"({max(1, min(h, w) // 8)} for {h}x{w})")
 
 
 def _rank_slice(size: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -282,13 +312,21 @@ class _ImageFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        arr = formats.read_image(self.paths[i], self.shape[0])
-        x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None]
-        return _fit(x, self.shape[1:], self.fit, what=str(self.paths[i]))[0]
+    def __getitem__(self, i: int) -> torch.Tensor | str:
+        try:
+            arr = formats.read_image(self.paths[i], self.shape[0])
+            x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None]
+            return _fit(x, self.shape[1:], self.fit, what=str(self.paths[i]))[0]
+        except DataError as err:
+            # Returned, not raised: a DataLoader worker re-raises an exception with its whole
+            # traceback in the message, and the user should read one line.
+            return str(err)
 
 
-def _stack(shape, images: list[torch.Tensor]) -> torch.Tensor:
+def _stack(shape, images: list[torch.Tensor | str]) -> torch.Tensor | str:
+    failed = next((x for x in images if isinstance(x, str)), None)
+    if failed is not None:
+        return failed
     return torch.stack(images) if images else torch.empty((0, *shape), dtype=torch.uint8)
 
 
@@ -297,7 +335,10 @@ def _stream(data: StreamData, batches: list[torch.Tensor]) -> Iterator[torch.Ten
         _ImageFiles(data.paths, data.shape, data.fit), batch_sampler=[b.tolist() for b in batches],
         num_workers=data.workers, collate_fn=functools.partial(_stack, data.shape),
     )
-    return iter(loader)
+    for batch in loader:
+        if isinstance(batch, str):
+            raise DataError(batch)
+        yield batch
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -470,6 +511,10 @@ def load_data(
     parts = [train, val, src.test]
     size = sum(len(p) for p in parts if p is not None) * math.prod(shape)
     in_memory = src.train.paths is None or size <= MEMORY_LIMIT
+    if src.train.paths is None:
+        # Arrays are converted into new tensors of the spec's shape: check before allocating them.
+        sources.check_memory(name, size, f"{sum(len(p) for p in parts if p is not None):,} images of "
+                             f"{'x'.join(map(str, shape))} (uint8)")
     if src.train.paths is not None:
         notes.append(_file_note(shape, fit, in_memory))
     splits = [None if p is None else _materialise(p, shape, fit, kind, in_memory) for p in parts]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -181,12 +182,54 @@ def scan_tiny_imagenet(root: Path) -> tuple[list[str], list[str], list[Path], li
     return wnids, names, train_files, train_labels, val_files, val_labels
 
 
-def scan_image_folder(directory: Path, classes: list[str] | None = None) -> tuple[list[str], list[Path], list[int]]:
-    """List ``directory/<class>/**/<image>`` like torchvision's ``ImageFolder``.
+def scan_image_folder(directory: Path, classes: list[str] | None = None,
+                      seen: dict[tuple[int, int], tuple[str, Path]] | None = None,
+                      ) -> tuple[list[str], list[Path], list[int]]:
+    """List ``directory/<class>/**/<image>`` like torchvision's ``ImageFolder``, each file once.
 
     Classes are the sorted sub-directory names; with ``classes`` given (those of
     the train split) a directory of another name is an error.
+
+    Symbolic links are followed wherever they lead (a folder of links into an
+    image store is a usual way to build a subset), but every directory and
+    every file is taken once, by identity (``st_dev``, ``st_ino``), not by
+    path: a link back to a directory being scanned (a loop) is refused, naming
+    the link; a directory or file reached again under the same class is
+    skipped; one reached under two classes (or, through ``seen``, in two
+    splits) is refused, since its label would be ambiguous or a test image
+    would also be a training image.
+
+    Parameters
+    ----------
+    directory : Path
+        A split folder (``D/train``).
+    classes : list of str, optional
+    seen : dict, optional
+        File identity -> (``split/class``, path) of the files found so far;
+        pass the same dict for every split of a data set.
+
+    Raises
+    ------
+    DataError
+        A directory loop, a broken link, or a file under two classes or splits.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> root = Path(tempfile.mkdtemp())
+    >>> os.makedirs(root / "a"); os.makedirs(root / "b")
+    >>> _ = (root / "a" / "1.png").write_bytes(b""); _ = (root / "b" / "2.png").write_bytes(b"")
+    >>> os.symlink("../a/1.png", root / "a" / "again.png")  # the same file twice: counted once
+    >>> classes, files, labels = scan_image_folder(root)
+    >>> classes, [f.name for f in files], labels
+    (['a', 'b'], ['1.png', '2.png'], [0, 1])
+    >>> os.symlink("..", root / "a" / "up")
+    >>> scan_image_folder(root)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.DataError: .../a/up: a symbolic link to ... which holds it: a directory loop; remove the link
     """
+    directory = Path(directory)
     found = sorted(e.name for e in os.scandir(directory) if e.is_dir())
     if classes is None:
         classes = found
@@ -195,25 +238,105 @@ def scan_image_folder(directory: Path, classes: list[str] | None = None) -> tupl
             if name not in classes:
                 hint = did_you_mean(name, classes)
                 raise DataError(f"{directory / name}: class '{name}' is not a class of train/{hint}")
+    seen = {} if seen is None else seen
+    dirs: dict[tuple[int, int], str] = {}  # directory identity -> the class it was scanned under
+    # The split folder and every folder above it: a link to any of them is a loop.
+    real = Path(os.path.realpath(directory))
+    ancestors = [_identity(p) for p in (real, *real.parents)]
     files, labels = [], []
     for label, name in enumerate(classes):
         if not (directory / name).is_dir():
             continue
-        for dirpath, _, filenames in sorted(os.walk(directory / name, followlinks=True)):
-            for fname in sorted(filenames):
-                if fname.lower().endswith(IMG_EXTENSIONS):
-                    files.append(Path(dirpath) / fname)
-                    labels.append(label)
+        where = f"{directory.name}/{name}"
+        for path in _walk(directory / name, ancestors, where, dirs, seen):
+            files.append(path)
+            labels.append(label)
     return classes, files, labels
 
 
+def _identity(path: Path | os.DirEntry) -> tuple[int, int]:
+    st = path.stat()  # follows links: the identity of what a link leads to
+    return st.st_dev, st.st_ino
+
+
+def _walk(top: Path, ancestors: list[tuple[int, int]], where: str, dirs: dict, seen: dict) -> list[Path]:
+    """The image files under ``top``, sorted by path, each directory entered and each file taken once."""
+    key = _identity(top)
+    if key in ancestors:
+        raise DataError(f"{top}: a symbolic link to {os.path.realpath(top)}, which holds it: a directory loop; "
+                        f"remove the link")
+    if key in dirs:
+        if dirs[key] != where:
+            raise DataError(f"{top}: this directory ({os.path.realpath(top)}) is also scanned under {dirs[key]}; "
+                            f"its images cannot belong to two classes")
+        return []  # reached again under the same class: its files are already counted
+    dirs[key] = where
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except OSError as err:
+        raise DataError(f"cannot list {top}: {err.strerror or err}") from err
+    out, subdirs = [], []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if entry.is_dir():
+                subdirs.append(path)
+                continue
+            if not entry.name.lower().endswith(IMG_EXTENSIONS):
+                continue
+            if not entry.is_file():
+                if entry.is_symlink() and not path.exists():
+                    raise DataError(f"{path}: a broken symbolic link (to {os.readlink(path)})")
+                continue
+            file_key = _identity(entry)
+        except OSError as err:
+            raise DataError(f"cannot read {path}: {err.strerror or err}") from err
+        if file_key in seen:
+            first_where, first = seen[file_key]
+            if first_where != where:
+                raise DataError(f"{path} is the file {first} of {first_where}: an image cannot be in both "
+                                f"{first_where} and {where}")
+            continue
+        seen[file_key] = (where, path)
+        out.append(path)
+    # Like os.walk sorted by folder: a folder's files, then its sub-folders'.
+    for sub in subdirs:
+        out += _walk(sub, [*ancestors, key], where, dirs, seen)
+    return out
+
+
 def read_image(path: Path, channels: int) -> np.ndarray:
-    """Decode one image file to ``(H, W, channels)`` uint8 (PIL's ``L`` or ``RGB`` conversion)."""
+    """Decode one image file to ``(H, W, channels)`` uint8 (PIL's ``L`` or ``RGB`` conversion).
+
+    The size an image declares is checked before it is decoded: more than
+    PIL's ``Image.MAX_IMAGE_PIXELS`` (89,478,485 pixels, about 256 MiB as RGB)
+    is refused, so a small file declaring 20000x20000 pixels (a decompression
+    bomb) is an error, not gigabytes of memory.
+
+    Raises
+    ------
+    DataError
+        The file is not an image PIL can read, or declares too many pixels.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as img:
-            arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
-    except (OSError, UnidentifiedImageError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in our words
+            with Image.open(path) as img:
+                width, height = img.size
+                if limit is not None and width * height > limit:
+                    raise DataError(_too_large(path, width, height, limit))
+                arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+    except Image.DecompressionBombError as err:  # Image.open itself refuses beyond twice the limit
+        raise DataError(f"cannot read image {path}: {err} (a decompression bomb, or an image far too large "
+                        f"to train on)") from err
+    except (OSError, UnidentifiedImageError, ValueError) as err:
         raise DataError(f"cannot read image {path}: {err}") from err
     return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _too_large(path: Path, width: int, height: int, limit: int) -> str:
+    return (f"cannot read image {path}: it declares {width}x{height} pixels, over the {limit:,} decoded at most "
+            f"(a decompression bomb, or an image far too large to train on)")

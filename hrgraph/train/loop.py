@@ -50,15 +50,15 @@ from ..build.shapes import infer_shapes
 from ..spec.models import Spec, load_spec
 from . import distributed
 from .checkpoint import read_checkpoint, rng_state, set_rng_state, write_checkpoint
-from .data import iterate_batches, load_data, num_batches
+from .data import check_crop_padding, iterate_batches, load_data, num_batches
 from .machine import machine_info, set_threads
 from .progress import LogReporter, Reporter
-from .recipe import Recipe, apply_overrides, load_recipe, lr_at
+from .recipe import Recipe, describe_recipe, load_recipe, lr_at, resolve_recipe
 
 __all__ = ["train", "evaluate", "METRICS_COLUMNS", "DEFAULT_RECIPE"]
 
 METRICS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
-#: The recipe used when none is given: the paper's CIFAR-10 recipe.
+#: The paper's CIFAR-10 recipe; a run without a recipe uses :func:`~hrgraph.train.recipe.default_recipe` of its data.
 DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "paper-cifar10.yaml"
 
 
@@ -70,6 +70,9 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        # Until the first training step nothing is worth saving, and reading the data may take
+        # minutes: a signal then stops at once, through the handler that was there before.
+        self.deferring = False
 
     def __bool__(self) -> bool:
         return self.signal is not None
@@ -82,8 +85,8 @@ class _StopFlag:
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
         def handle(signum: int, frame: Any) -> None:
-            if self.signal is not None:
-                raise KeyboardInterrupt  # second signal: the user really means now
+            if self.signal is not None or not self.deferring:  # a second signal: the user really means now
+                _stop_now(previous[signum], signum, frame)
             self.signal = signum
 
         for s in previous:
@@ -93,6 +96,13 @@ class _StopFlag:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+def _stop_now(handler: Any, signum: int, frame: Any) -> None:
+    """Stop at once as the handler in force before the run would (the CLI's maps SIGTERM to exit 143)."""
+    if callable(handler):
+        handler(signum, frame)
+    raise KeyboardInterrupt
 
 
 # -- pieces of a run -----------------------------------------------------------
@@ -234,7 +244,9 @@ def train(
     spec : Spec, path, YAML text or dict
         The network (anything :func:`hrgraph.load_spec` takes).
     recipe : Recipe, path, YAML text or dict, optional
-        How to train (default: ``recipes/paper-cifar10.yaml``).
+        How to train (default: :func:`hrgraph.train.recipe.default_recipe` of the
+        data: the paper's recipe for cifar10, cifar100 and tiny-imagenet,
+        ``recipes/generic.yaml``, without augmentation, for other data).
     out : path
         The run folder.  It must not hold a run already unless ``resume``.
     overrides : mapping, optional
@@ -325,8 +337,13 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     spec = load_spec(spec)
     if width_mult is not None:
         spec = scale_widths(spec, width_mult)
-    recipe = apply_overrides(load_recipe(recipe if recipe is not None else DEFAULT_RECIPE), overrides)
+    recipe, origin = resolve_recipe(recipe, overrides)
     plan = infer_shapes(spec)
+    if "random_crop" in recipe.augment:
+        check_crop_padding(recipe.crop_padding, plan.input_shape)
+    if ctx.main:
+        for line in describe_recipe(recipe, origin):
+            reporter.message(line)
     device = ctx.device
     if amp and device.type != "cuda":
         raise TrainingError(f"--amp needs a CUDA device (this run is on {device.type})")
@@ -427,9 +444,10 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
         return TrainingInterrupted(
             f"interrupted by {signal.Signals(stop.signal).name} at epoch {at_epoch + 1}, step {at_step} of {steps}; "
             f"the run is saved: continue it with `{how}`",
-            resume=how, path=str(out),
+            resume=how, path=str(out), signal=stop.signal,
         )
 
+    stop.deferring = True  # from here a signal lets the step finish and saves
     net.train()
     while epoch < recipe.epochs:
         if ctx.main:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from hrgraph.errors import DataError, did_you_mean
 from hrgraph.train import formats
 
-__all__ = ["DEBIAN_FASHION_MNIST", "Part", "Source", "read_source", "default_root"]
+__all__ = ["DEBIAN_FASHION_MNIST", "MEMORY_VARIABLE", "Part", "Source", "check_memory", "default_root", "format_bytes",
+           "memory_limit", "read_source", "synthetic_count"]
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the idx files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -209,11 +210,12 @@ def _read_image_folder(name: str, arg: str, root: Path | None, download: bool) -
         raise _missing(name, [base / "train"],
                        "train/<class>/<image> and optional val/, test/ alike (torchvision ImageFolder)",
                        "write `imagefolder:DIR` with DIR holding train/ (no download for folders)")
-    classes, files, labels = formats.scan_image_folder(base / "train")
+    seen: dict = {}  # one file in two splits would leak training images into val or test
+    classes, files, labels = formats.scan_image_folder(base / "train", seen=seen)
     parts = {"train": Part(torch.tensor(labels, dtype=torch.int64), paths=files)}
     for split in ("val", "test"):
         if (base / split).is_dir():
-            _, files, labels = formats.scan_image_folder(base / split, classes)
+            _, files, labels = formats.scan_image_folder(base / split, classes, seen=seen)
             parts[split] = Part(torch.tensor(labels, dtype=torch.int64), paths=files)
     notes = [f"{name}: " + ", ".join(f"{len(p):,} {s}" for s, p in parts.items()) + f" images from {base}"]
     if "test" in parts:
@@ -225,18 +227,43 @@ def _read_image_folder(name: str, arg: str, root: Path | None, download: bool) -
     return Source(classes, parts["train"], None, None, "none", notes)
 
 
+#: Synthetic images by default; a test split of a quarter as many (at least one per class) comes on top.
+SYNTHETIC_DEFAULT = 2000
+
+
+def synthetic_count(name: str, arg: str) -> int:
+    """The number of training images of ``synthetic`` / ``synthetic:N``.
+
+    Examples
+    --------
+    >>> synthetic_count("synthetic", ""), synthetic_count("synthetic:300", "300")
+    (2000, 300)
+    >>> synthetic_count("synthetic:0", "0")
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.DataError: synthetic:0: the number of images must be a positive whole number, not '0'
+    """
+    if not arg:
+        return SYNTHETIC_DEFAULT
+    if not (arg.isascii() and arg.isdigit() and int(arg) > 0):
+        raise DataError(f"{name}: the number of images must be a positive whole number, not '{arg}'")
+    return int(arg)
+
+
 def _synthetic(name: str, arg: str, shape, num_classes: int | None) -> Source:
-    if arg and not (arg.isdigit() and int(arg) > 0):
-        raise DataError(f"{name}: expected `synthetic` or `synthetic:N` with N a number of training images")
-    n_train = int(arg) if arg else 2000
+    n_train = synthetic_count(name, arg)
     k = num_classes or 10
     c, h, w = shape
+    n_test = max(k, n_train // 4)
+    # Labels (int64) and images (uint8), checked before anything is allocated.
+    check_memory(name, (n_train + n_test) * (8 + c * h * w),
+                 f"{n_train:,} training and {n_test:,} test images of {c}x{h}x{w}")
     # A fixed seed: the same images in every run, like a real data set.
     gen = torch.Generator().manual_seed(0)
     means = F.interpolate(torch.rand(k, c, 4, 4, generator=gen) * 160 + 48, size=(h, w), mode="bilinear",
                           align_corners=False)
     parts = []
-    for n in (n_train, max(k, n_train // 4)):
+    for n in (n_train, n_test):
         labels = torch.randint(0, k, (n,), generator=gen)
         images = torch.empty((n, c, h, w), dtype=torch.uint8)
         step = max(1, 2**22 // (c * h * w))  # images per chunk: bounds the float temporaries
@@ -247,6 +274,85 @@ def _synthetic(name: str, arg: str, shape, num_classes: int | None) -> Source:
         parts.append(Part(labels, images))
     note = f"{name}: {n_train:,} training and {len(parts[1]):,} test random images ({c}x{h}x{w}, {k} classes)"
     return Source([f"class_{i}" for i in range(k)], parts[0], None, parts[1], "test", [note])
+
+
+# ----------------------------------------------------------------------------- memory
+
+#: The environment variable that sets how many bytes of data may be held in memory (``16G``, ``500M``, bytes).
+MEMORY_VARIABLE = "HRGRAPH_DATA_MEMORY"
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        return None
+
+
+def memory_limit() -> tuple[int, str]:
+    """How many bytes of data may be held in memory, and where that number comes from.
+
+    ``$HRGRAPH_DATA_MEMORY`` when set (``16G``, ``500M``, ``2T`` or bytes), else
+    half of the machine's physical memory (16 GiB where that cannot be read):
+    the other half is left to the model, its activations and the system.
+
+    Raises
+    ------
+    DataError
+        The variable is set to something else than a size.
+    """
+    text = os.environ.get(MEMORY_VARIABLE, "").strip()
+    if text:
+        number, unit = text.rstrip("KMGTkmgtBb"), text[len(text.rstrip("KMGTkmgtBb")):].upper().rstrip("B")
+        try:
+            value = float(number) * _UNITS[unit]
+        except (ValueError, KeyError):
+            value = -1.0
+        if not (value > 0 and value != float("inf")):
+            raise DataError(f"{MEMORY_VARIABLE}={text!r} is not a size: write bytes or a number with K, M, G or T")
+        return int(value), f"${MEMORY_VARIABLE}"
+    physical = _physical_memory()
+    if physical is None:
+        return 16 * 2**30, f"a default of 16 GiB (set ${MEMORY_VARIABLE} to change it)"
+    return physical // 2, f"half of this machine's memory (set ${MEMORY_VARIABLE} to change it)"
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest binary unit that keeps a number >= 1.
+
+    Examples
+    --------
+    >>> format_bytes(1536), format_bytes(3 * 2**40)
+    ('1.5 KiB', '3.0 TiB')
+    """
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(name: str, nbytes: int, what: str) -> None:
+    """Refuse, before allocating, to hold ``nbytes`` of data (``what``, of data set ``name``) over :func:`memory_limit`.
+
+    Raises
+    ------
+    DataError
+        ``nbytes`` is over the limit.
+
+    Examples
+    --------
+    >>> check_memory("synthetic:10", 10 * 3 * 32 * 32, "10 images")
+    >>> check_memory("synthetic:10**11", 10**11 * 3 * 32 * 32, "10**11 images")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.DataError: synthetic:10**11: 10**11 images would take 279.4 TiB in memory, over the limit of ...
+    """
+    limit, source = memory_limit()
+    if nbytes > limit:
+        raise DataError(f"{name}: {what} would take {format_bytes(nbytes)} in memory, over the limit of "
+                        f"{format_bytes(limit)} ({source})")
 
 
 _READERS = {"cifar10": _read_cifar_set, "cifar100": _read_cifar_set, "tiny-imagenet": _read_tiny_imagenet,
