@@ -139,3 +139,16 @@ def test_the_checker_sees_cycles_inside_functions(tmp_path, monkeypatch):
     assert ("hrgraph.spec.a", "hrgraph.spec.b") in graph.edges and ("hrgraph.spec.b", "hrgraph.spec.a") in graph.edges
     with pytest.raises(pytest.fail.Exception, match="import cycle"):
         test_no_import_cycle()
+
+
+def test_no_source_file_is_ignored_by_git():
+    # A '.gitignore' line such as 'build/' once hid hrgraph/build/__init__.py: the
+    # package worked here and was missing from every clone.
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT.parent / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")]
+    found = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=ROOT.parent, capture_output=True, text=True)
+    assert found.stdout.strip() == "", f"ignored by .gitignore: {found.stdout.split()}"

@@ -339,7 +339,7 @@ def test_lr_at_constant_and_bad_epoch():
 
 # -- the default recipe follows the data (issue 19.15) ---------------------------------------
 
-from hrgraph.train.recipe import default_recipe, describe_recipe, parse_augment, resolve_recipe  # noqa: E402
+from hrgraph.train.defaults import default_recipe, describe_recipe, parse_augment, resolve_recipe  # noqa: E402
 
 
 @pytest.mark.parametrize("data, name", [("cifar10", "paper-cifar10"), ("cifar100", "paper-cifar100"),

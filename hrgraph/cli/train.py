@@ -24,7 +24,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 def _augment(value: str | None) -> list[str] | None:
     """``--augment`` as the recipe's list (``None``: keep the recipe's)."""
     from ..errors import RecipeError
-    from ..train.recipe import parse_augment
+    from ..train.defaults import parse_augment
 
     if value is None:
         return None

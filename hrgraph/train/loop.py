@@ -53,12 +53,13 @@ from .checkpoint import read_checkpoint, rng_state, set_rng_state, write_checkpo
 from .data import check_crop_padding, iterate_batches, load_data, num_batches
 from .machine import machine_info, set_threads
 from .progress import LogReporter, Reporter
-from .recipe import Recipe, describe_recipe, load_recipe, lr_at, resolve_recipe
+from .defaults import describe_recipe, resolve_recipe
+from .recipe import Recipe, load_recipe, lr_at
 
 __all__ = ["train", "evaluate", "METRICS_COLUMNS", "DEFAULT_RECIPE"]
 
 METRICS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
-#: The paper's CIFAR-10 recipe; a run without a recipe uses :func:`~hrgraph.train.recipe.default_recipe` of its data.
+#: The paper's CIFAR-10 recipe; a run without a recipe uses :func:`~hrgraph.train.defaults.default_recipe` of its data.
 DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "paper-cifar10.yaml"
 
 
@@ -244,7 +245,7 @@ def train(
     spec : Spec, path, YAML text or dict
         The network (anything :func:`hrgraph.load_spec` takes).
     recipe : Recipe, path, YAML text or dict, optional
-        How to train (default: :func:`hrgraph.train.recipe.default_recipe` of the
+        How to train (default: :func:`hrgraph.train.defaults.default_recipe` of the
         data: the paper's recipe for cifar10, cifar100 and tiny-imagenet,
         ``recipes/generic.yaml``, without augmentation, for other data).
     out : path
