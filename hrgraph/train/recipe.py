@@ -51,6 +51,7 @@ __all__ = [
     "Recipe",
     "Schedule",
     "apply_overrides",
+    "default_recipe",
     "load_recipe",
     "lr_at",
 ]
@@ -590,3 +591,22 @@ def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any] | None) -> Reci
         raise first_error(exc, lambda e: _recipe_error(e, None, None, prefix="override ")) from None
     new._path = recipe.path
     return new
+
+
+#: The paper's CIFAR-10 recipe: the default of ``hrgraph train`` and of a grid without ``recipe``.
+DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "paper-cifar10.yaml"
+
+
+def default_recipe(data: str | None = None) -> Path:
+    """The recipe a run gets when it names none (``hrgraph train`` without ``--recipe``, a grid without ``recipe``).
+
+    The one place that choice is made; ``data`` (the run's data set, when
+    known) is for a default that depends on the data set.  Today every data
+    set gets the paper's CIFAR-10 recipe.
+
+    Examples
+    --------
+    >>> default_recipe("cifar10").name
+    'paper-cifar10.yaml'
+    """
+    return DEFAULT_RECIPE
