@@ -41,6 +41,7 @@ __all__ = [
     "write_config",
     "read_config",
     "run_lock",
+    "is_held",
     "check_new_folder",
     "check_resumable",
 ]
@@ -282,3 +283,20 @@ def run_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def is_held(out: Path) -> bool:
+    """Whether another process holds the lock of the run folder ``out`` now (creates nothing)."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(out) / LOCK_NAME, os.O_RDONLY)
+    except OSError:  # no folder or no lock file: nobody has trained here yet
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
