@@ -126,11 +126,6 @@ def resolve_run(
     if not resume:
         check_new_folder(out)
         return _new_run(spec, recipe, out, overrides, **options)
-    if not check_resumable(out):
-        if spec is None:
-            raise TrainingError("nothing to resume here (no checkpoints/last.pt); give the spec to start the run",
-                                path=str(out))
-        return _new_run(spec, recipe, out, overrides, **options)
     summary = read_summary(out) or {}
     if summary.get("diverged"):
         raise TrainingError(
@@ -139,6 +134,11 @@ def resolve_run(
             "another --out (a lower learning rate, for one)",
             path=str(out),
         )
+    if not check_resumable(out):
+        if spec is None:
+            raise TrainingError("nothing to resume here (no checkpoints/last.pt); give the spec to start the run",
+                                path=str(out))
+        return _new_run(spec, recipe, out, overrides, **options)
     last = out / "checkpoints" / "last.pt"
     stamp = _stamp(last)
     state = read_checkpoint(last)

@@ -136,6 +136,15 @@ def _versions() -> dict[str, str]:
             "torchvision": str(torchvision.__version__), "hrgraph": __version__}
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as plain dicts and lists (a grid's overrides come as position-keeping YAML types)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def read_config(out: Path) -> dict[str, Any]:
     """``config.yaml`` of ``out`` as a dict (``{}`` when there is none).
 
@@ -176,7 +185,7 @@ def write_config(out: Path, *, spec: Any, recipe: Any, overrides: Mapping[str, A
     config = {
         "spec": spec.to_dict(minimal=False), "spec_fingerprint": spec.fingerprint,
         "recipe": recipe.to_dict(), "recipe_fingerprint": recipe.fingerprint,
-        "overrides": dict(overrides), "tags": dict(tags), "commands": commands, "versions": _versions(),
+        "overrides": _plain(overrides), "tags": _plain(tags), "commands": commands, "versions": _versions(),
         "machine": dict(machine), "device": device, "world_size": world_size, "data_notes": list(data_notes),
         # --limit-train/--limit-val: a smoke run's accuracies are not comparable with full runs; the report marks them.
         "limits": {k: v for k, v in limits.items() if v is not None},
