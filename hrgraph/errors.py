@@ -184,5 +184,21 @@ class TrainingInterrupted(TrainingError):
         super().__init__(message, **kwargs)
 
 
+class DivergedError(TrainingError):
+    """The training loss (or the weights) became NaN or infinite; the run keeps its last finite checkpoint.
+
+    ``epoch`` and ``step`` (1-based) locate the first non-finite loss.
+    """
+
+    def __init__(self, message: str, *, epoch: int = 0, step: int = 0, **kwargs) -> None:
+        self.epoch = epoch
+        self.step = step
+        super().__init__(message, **kwargs)
+
+
+class RunLockedError(TrainingError):
+    """Another process holds the run folder's lock (it is training that run now)."""
+
+
 class DataError(HrgraphError):
     """A data set is missing, unreadable, or does not fit the spec (classes, image size)."""

@@ -294,3 +294,81 @@ def test_every_committed_grid_passes_its_dry_run(grid, tmp_path):
     assert result.exit_code == 0, result.output
     assert "to do; every spec, derivation and recipe is valid" in result.output
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+# -- safety: diverged and held runs, limits and recipe keys, grid names ---------------------------------------------
+
+
+class DivergingTrain(FakeTrain):
+    """Diverges on the first run it trains, trains the others."""
+
+    def __call__(self, spec, recipe, *, out, overrides, resume, device, tags, command, **options):
+        from hrgraph.errors import DivergedError
+
+        if not self.calls:
+            self.calls.append({"name": Path(out).name})
+            Path(out).mkdir(parents=True)
+            (Path(out) / "summary.json").write_text(json.dumps(
+                {"finished": False, "diverged": True, "diverged_epoch": 1, "diverged_step": 2, "epochs_done": 0}))
+            raise DivergedError("diverged: the training loss is not finite at epoch 1, step 2", epoch=1, step=2)
+        return super().__call__(spec, recipe, out=out, overrides=overrides, resume=resume, device=device, tags=tags,
+                                command=command, **options)
+
+
+def test_a_diverged_run_does_not_stop_the_grid_and_is_not_retried(tmp_path: Path) -> None:
+    grid = load_grid(write_grid(tmp_path))
+    runs = tmp_path / "runs"
+    results = run_grid(grid, runs, train_fn=DivergingTrain())
+    assert [r.action for r in results] == ["diverged"] + ["trained"] * 8
+    assert run_status(results[0].run.path, 2) == "diverged"
+    again = FakeTrain()
+    assert [r.action for r in run_grid(grid, runs, train_fn=again)] == ["diverged"] + ["skipped"] * 8
+    assert again.calls == []
+
+
+TINY_RUN_GRID = """\
+name: tiny
+data: ["synthetic:60"]
+seeds: [0]
+overrides: {epochs: 1, batch_size: 20, val_split: 0.25, augment: []}
+limit_train: 30
+limit_val: 10
+models:
+  - {name: plain, spec: ../specs-tiny/tiny.yaml, ablate: {drop: ["*:*"]}}
+  - {name: hi, spec: ../specs-tiny/tiny.yaml}
+"""
+
+
+def test_grid_without_recipe_with_limits_and_a_run_held_by_another_process(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import yaml
+
+    from hrgraph.train.runfolder import run_lock
+
+    path = _tiny_grid(tmp_path)
+    path.write_text(TINY_RUN_GRID)
+    runs = tmp_path / "runs"
+    grid = load_grid(path)
+    # Without recipe, a grid takes train's data-aware default: the generic recipe for synthetic data.
+    assert grid.recipe is None and grid.recipe_path("synthetic:60").name == "generic.yaml"
+    assert grid.recipe_path("cifar10").name == "paper-cifar10.yaml"
+    held = plan_runs(grid, runs)[0].path
+    with run_lock(held):  # as another `hrgraph experiment` on the same runs folder would
+        result = CliRunner().invoke(main, ["experiment", str(path), "--runs-dir", str(runs), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "plain__synthetic-60__s0: held by another process, skipped" in result.output
+    assert "hi__synthetic-60__s0: test top-1" in result.output  # a result line as the run finishes
+    assert "tiny: 1 runs trained, 0 already done, 1 held by another process" in result.output
+    config = yaml.safe_load((runs / "hi__synthetic-60__s0" / "config.yaml").read_text())
+    assert config["limits"] == {"train": 30, "val": 10}
+    assert not (held / "config.yaml").exists()
+    result = CliRunner().invoke(main, ["experiment", str(path), "--runs-dir", str(runs), "--device", "cpu"])
+    assert result.exit_code == 0 and "tiny: 1 runs trained, 1 already done" in result.output, result.output
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/abs", "a/b", ".hidden"])
+def test_grid_names_that_leave_the_runs_folder_are_refused(tmp_path: Path, name: str) -> None:
+    path = write_grid(tmp_path, GRID.replace("name: demo", f"name: '{name}'"))
+    with pytest.raises(GridError, match="names the grid's folder") as info:
+        load_grid(path)
+    assert info.value.line == 1

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -336,3 +337,154 @@ def test_config_records_where_the_run_ran_and_threads_pin(tmp_path):
         assert machine["torch"] == str(torch.__version__) and machine["deterministic"] is False
     finally:
         torch.set_num_threads(before)
+
+
+# -- safety: divergence, folders that are not runs, resume from the run's own record, locks -----------------------
+
+DIVERGING = {"data": "synthetic:60", "epochs": 3, "batch_size": 10, "val_split": 0.2,
+             "optimizer": {"name": "sgd", "lr": 1.0e10, "momentum": 0.9}}
+
+
+def test_divergence_stops_at_the_first_non_finite_loss_and_keeps_finite_files(tmp_path):
+    from hrgraph.errors import DivergedError
+
+    with pytest.raises(DivergedError, match=r"not finite at epoch \d+, step \d+") as info:
+        train(SPEC, DIVERGING, out=tmp_path / "run", device="cpu")
+    run = tmp_path / "run"
+    text = (run / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    summary = json.loads(text)
+    assert summary["diverged"] is True and summary["finished"] is False
+    assert (summary["diverged_epoch"], summary["diverged_step"]) == (info.value.epoch, info.value.step)
+    for name in ("last.pt", "best.pt"):
+        path = run / "checkpoints" / name
+        if path.exists():  # only an epoch that ended finite was saved
+            weights = read_checkpoint(path)["model"]
+            assert all(torch.isfinite(w).all() for w in weights.values() if w.dtype.is_floating_point)
+    # A diverged run is not resumed: it would diverge again at the same step.
+    with pytest.raises(TrainingError, match="diverged"):
+        train(SPEC, DIVERGING, out=run, device="cpu", resume=True)
+
+
+def test_cli_divergence_is_an_error_line_with_exit_1(tmp_path):
+    recipe = tmp_path / "diverge.yaml"
+    import yaml
+
+    recipe.write_text(yaml.safe_dump(DIVERGING))
+    result = CliRunner().invoke(main, ["train", str(_spec_file(tmp_path)), "--recipe", str(recipe), "--device", "cpu",
+                                       "-o", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "diverged" in result.output and "Traceback" not in result.output
+
+
+def test_a_folder_that_is_not_a_run_is_never_overwritten(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "summary.json").write_text('{"mine": 1}')
+    with pytest.raises(TrainingError, match="not empty and is not a run folder.*summary.json"):
+        _run(tmp_path)
+    assert (folder / "summary.json").read_text() == '{"mine": 1}'
+    assert sorted(p.name for p in folder.iterdir()) == ["summary.json"]
+
+
+def test_resume_without_last_pt_but_with_results_is_refused(tmp_path):
+    _run(tmp_path, overrides={"epochs": 1})
+    run = tmp_path / "run"
+    (run / "checkpoints" / "last.pt").unlink()
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(TrainingError, match="last.pt is missing.*checkpoints/best.pt.*summary.json"):
+        _run(tmp_path, resume=True)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_bad_recipe_value_leaves_no_folder(tmp_path):
+    from hrgraph.errors import HrgraphError as Any_
+
+    with pytest.raises(Any_):
+        _run(tmp_path, recipe={**RECIPE, "data": "synthetc"})
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_uses_the_runs_own_spec_recipe_and_options(tmp_path):
+    spec, recipe = _spec_file(tmp_path), _recipe_file(tmp_path)
+    run = tmp_path / "r"
+    common = ["--device", "cpu", "--limit-train", "32", "--limit-val", "16", "--width-mult", "0.5", "--threads", "1"]
+    before = torch.get_num_threads()
+    try:
+        first = CliRunner().invoke(main, ["train", str(spec), "--recipe", str(recipe), "--epochs", "1", *common, "-o", str(run)])
+        assert first.exit_code == 0, first.output
+        # Nothing but the folder: the run's spec (scaled), recipe, limits and threads.
+        again = CliRunner().invoke(main, ["train", "-o", str(run), "--resume"])
+        assert again.exit_code == 0 and "finished (1 epochs); nothing to do" in again.output, again.output
+        longer = CliRunner().invoke(main, ["train", "-o", str(run), "--resume", "--epochs", "2"])
+        assert longer.exit_code == 0, longer.output
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["epochs_done"] == 2 and summary["epochs"] == 2
+        import yaml
+
+        assert yaml.safe_load((run / "config.yaml").read_text())["limits"] == {"train": 32, "val": 16}
+        # The spec without --width-mult is fine (the run's width applies); a contradicting option is named.
+        same = CliRunner().invoke(main, ["train", str(spec), "-o", str(run), "--resume"])
+        assert same.exit_code == 0 and "nothing to do" in same.output, same.output
+        for option, value, run_value in (("--width-mult", "0.25", "0.5"), ("--limit-train", "64", "32"),
+                                         ("--lr", "0.5", "0.01")):
+            bad = CliRunner().invoke(main, ["train", "-o", str(run), "--resume", option, value])
+            assert bad.exit_code == 1 and f"{option} {value} contradicts the run, which has" in bad.output, bad.output
+            assert run_value in bad.output
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_interrupt_hint_is_a_command_that_works(tmp_path):
+    spec, recipe = _spec_file(tmp_path), _recipe_file(tmp_path)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(str(spec), str(recipe), out=tmp_path / "cut", reporter=_SignalAt(4), **LIMITS)
+    args = shlex.split(info.value.resume)
+    assert args[:2] == ["hrgraph", "train"] and str(spec) not in args
+    result = CliRunner().invoke(main, args[1:] + ["--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    _run(tmp_path, "whole")
+    assert _same(_weights(tmp_path / "whole"), _weights(tmp_path / "cut"))
+
+
+def test_spec_is_required_without_resume_and_width_nan_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["train", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "SPEC" in result.output
+    result = CliRunner().invoke(main, ["train", str(_spec_file(tmp_path)), "--width-mult", "nan", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "not a finite number" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_held_by_another_process_is_refused(tmp_path):
+    from hrgraph.errors import RunLockedError
+    from hrgraph.train.runfolder import is_held, run_lock
+
+    with run_lock(tmp_path / "run"):
+        assert is_held(tmp_path / "run")
+        with pytest.raises(RunLockedError, match="is training this run now"):
+            _run(tmp_path, resume=True)
+    assert not is_held(tmp_path / "run")  # released with the descriptor: a killed process leaves none
+    assert _run(tmp_path, resume=True, overrides={"epochs": 1})["finished"]
+
+
+class _Messages(Reporter):
+    def __init__(self):
+        self.lines = []
+
+    def message(self, text):
+        self.lines.append(text)
+
+
+def test_scaling_a_matched_spec_warns(tmp_path):
+    from hrgraph.build.shapes import count_params
+    from hrgraph.edit.match import match_params
+
+    from hrgraph.spec.models import load_spec
+
+    target = count_params(load_spec(SPEC)) * 2
+    matched = match_params(load_spec(SPEC), target)
+    messages = _Messages()
+    _run(tmp_path, spec=matched, width_mult=0.5, reporter=messages, overrides={"epochs": 1})
+    assert any("parameter-matched" in line and "scale first, then match" in line for line in messages.lines)
+    quiet = _Messages()
+    _run(tmp_path, "plain", width_mult=0.5, reporter=quiet, overrides={"epochs": 1})
+    assert not any("parameter-matched" in line for line in quiet.lines)

@@ -36,8 +36,11 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--dry-run", is_flag=True, help="Validate every spec, model derivation and recipe; list the runs and their status; train nothing.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--amp", is_flag=True, help="Mixed precision (CUDA).")
-@click.option("--limit-train", type=click.IntRange(min=1), help="At most this many training images per epoch (smoke runs).")
-@click.option("--limit-val", type=click.IntRange(min=1), help="At most this many val/test images (smoke runs).")
+@click.option("--limit-train", type=click.IntRange(min=1),
+              help="At most this many training images per epoch, after the validation hold-out (smoke runs; "
+                   "overrides the grid's limit_train).")
+@click.option("--limit-val", type=click.IntRange(min=1),
+              help="At most this many val/test images (smoke runs; overrides the grid's limit_val).")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="Pin each run to N CPU threads (overrides the grid's threads key).")
 @handle_errors
@@ -48,7 +51,9 @@ def experiment_command(
     """Train every model x data set x seed of GRID.yaml, each in RUNS_DIR/<model>__<data>__s<seed>/.
 
     Rerun the same command to go on: finished runs are skipped, interrupted
-    ones resumed from their last checkpoint.  Models may be derived at run
+    ones resumed from their last checkpoint, diverged ones left as they are;
+    a run another process is training (it holds the run's lock) is skipped,
+    so several processes can share one runs folder.  Models may be derived at run
     time (width scaling, ablation, parameter matching to another model of the
     grid); see docs/experiments.md.
     """
@@ -63,26 +68,40 @@ def experiment_command(
                    + f" in {runs_dir}")
         for r in rows:
             click.echo(f"  {r.run.name:<{width}}  {r.params:>12,} params  {r.epochs:>4} epochs  {r.status}")
-        counts = {s: sum(r.status == s for r in rows) for s in ("done", "partial", "todo")}
-        click.echo(f"{counts['done']} done, {counts['partial']} partial, {counts['todo']} to do; "
-                   "every spec, derivation and recipe is valid")
+        counts = {s: sum(r.status == s for r in rows) for s in ("done", "diverged", "partial", "todo")}
+        click.echo(f"{counts['done']} done, " + (f"{counts['diverged']} diverged, " if counts["diverged"] else "")
+                   + f"{counts['partial']} partial, {counts['todo']} to do; every spec, derivation and recipe is valid")
         return
 
     def on_run(run, status: str, position: int, total: int) -> None:
-        what = {"done": "done, skipped", "partial": "resuming", "todo": "starting"}[status]
+        what = {"done": "done, skipped", "diverged": "diverged earlier, skipped (delete its folder to retry)",
+                "held": "held by another process, skipped", "partial": "resuming", "todo": "starting"}[status]
         click.echo(f"[{position}/{total}] {run.name}: {what}", err=True)
 
+    def on_result(result, position: int, total: int) -> None:
+        if result.action not in ("trained", "resumed", "diverged") or not result.seconds:
+            return  # a skipped run was already announced
+        summary = result.summary
+        if result.action == "diverged":
+            what = f"diverged at epoch {summary.get('diverged_epoch')}, step {summary.get('diverged_step')}"
+        else:
+            acc = summary.get("test_acc1")
+            what = f"test top-1 {acc:.2%}" if isinstance(acc, (int, float)) else "no test split"
+        click.echo(f"[{position}/{total}] {result.run.name}: {what}, {result.seconds:.0f} s", err=True)
+
     try:
-        results = run_grid(grid, runs_dir, shard=shard, device=device, on_run=on_run, command=sys.argv,
-                           amp=amp, limit_train=limit_train, limit_val=limit_val,
+        results = run_grid(grid, runs_dir, shard=shard, device=device, on_run=on_run, on_result=on_result,
+                           command=sys.argv, amp=amp, limit_train=limit_train, limit_val=limit_val,
                            **({"threads": threads} if threads is not None else {}))
     except TrainingInterrupted as err:
         click.echo(f"error: {err}", err=True)
         click.echo(f"rerun the same command to resume: {shlex.join(['hrgraph', *sys.argv[1:]])}", err=True)
         raise SystemExit(130) from None
-    trained = sum(r.action != "skipped" for r in results)
-    click.echo(f"{grid.name}: {trained} runs trained, {len(results) - trained} already done; "
-               f"`hrgraph report {runs_dir}` compares them")
+    count = {a: sum(r.action == a for r in results) for a in ("trained", "resumed", "skipped", "diverged", "held")}
+    parts = [f"{count['trained'] + count['resumed']} runs trained", f"{count['skipped']} already done"]
+    parts += [f"{count['diverged']} diverged"] if count["diverged"] else []
+    parts += [f"{count['held']} held by another process"] if count["held"] else []
+    click.echo(f"{grid.name}: {', '.join(parts)}; `hrgraph report {runs_dir}` compares them")
 
 
 def _refuse_inside(path: Path | None, runs_dir: Path, option: str) -> None:

@@ -6,6 +6,7 @@ runs, so ``hrgraph --help`` stays fast.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -41,11 +42,18 @@ def _reporter():
     return RichReporter() if sys.stderr.isatty() else LineReporter(lambda line: click.echo(line, err=True))
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # FloatRange lets nan and inf through (nan > 0 is False, but so is nan <= 0): a usage error, not a spec error.
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 @click.command(name="train")
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path),
               help="Recipe YAML (default: follows the data: the paper's recipe for cifar10, cifar100, tiny-imagenet; "
-                   "recipes/generic.yaml, with no augmentation, for any other data).")
+                   "recipes/generic.yaml, with no augmentation, for any other data; with --resume, the run's own).")
 @click.option("--data", help="Data set: cifar10, cifar100, tiny-imagenet, mnist, fashion-mnist, imagefolder:DIR, synthetic[:N] (docs/training.md says where each is read from).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the data set lives.")
 @click.option("--augment", callback=lambda ctx, param, value: _augment(value), metavar="none|crop|flip|crop,flip",
@@ -56,29 +64,34 @@ def _reporter():
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size (split across torchrun processes).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the optimizer's learning rate.")
 @click.option("--seed", type=int, help="Override the recipe's seed (data split, order, augmentation, initial weights).")
-@click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), help="Scale every hidden width first (e.g. 0.25).")
+@click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), callback=_finite,
+              help="Scale every hidden width first (e.g. 0.25). Scale before `hrgraph match`, not after.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--amp", is_flag=True, help="Mixed precision (CUDA only).")
-@click.option("--limit-train", type=click.IntRange(min=1), metavar="N", help="At most N training images per epoch (smoke runs).")
+@click.option("--limit-train", type=click.IntRange(min=1), metavar="N", help="At most N training images per epoch, counted after the validation hold-out (smoke runs).")
 @click.option("--limit-val", type=click.IntRange(min=1), metavar="N", help="At most N val and test images (smoke runs).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The run folder.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint, with its own spec, recipe and options.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="Pin torch to N CPU threads (CPU runs are bit-identical only for the same N; recorded in config.yaml).")
 @click.option("--log-grad-norms", is_flag=True, help="Write grad_norms.csv: per node and projection, per epoch (hrgraph analyze plots it).")
 @handle_errors
-def train_command(spec: Path, recipe: Path | None, data: str | None, augment: list[str] | None, data_dir: Path | None,
-                  download: bool,
+def train_command(spec: Path | None, recipe: Path | None, data: str | None, augment: list[str] | None,
+                  data_dir: Path | None, download: bool,
                   epochs: int | None, batch_size: int | None, lr: float | None, seed: int | None,
                   width_mult: float | None, device: str, amp: bool, limit_train: int | None, limit_val: int | None,
                   out: Path, resume: bool, threads: int | None, log_grad_norms: bool) -> None:
-    """Train SPEC under a recipe into the run folder --out.
+    """Train SPEC under a recipe into the run folder --out (new or empty).
 
     The folder gets config.yaml, metrics.csv, summary.json, curves.png and
     checkpoints/{last,best}.pt.  Ctrl-C (or SIGTERM) finishes the current step,
     saves, and exits 130 (143 for SIGTERM); while the data is still being read
-    it stops at once.  --resume continues exactly where it stopped.  For
-    several processes or GPUs: torchrun --nproc_per_node N -m hrgraph train ...
+    it stops at once.  `hrgraph train -o RUN --resume` continues exactly where
+    it stopped, with the run's own spec, recipe and options (SPEC may be left
+    out; --epochs extends a finished run).  A loss that turns NaN or infinite
+    stops the run (exit 1) and marks it diverged.  For several processes or
+    GPUs: torchrun --nproc_per_node N -m hrgraph train ...
 
     Without --recipe the recipe follows the data: the paper's (random crop +
     horizontal flip) for cifar10, cifar100 and tiny-imagenet, a generic one
@@ -88,6 +101,9 @@ def train_command(spec: Path, recipe: Path | None, data: str | None, augment: li
     """
     from ..errors import TrainingInterrupted
     from ..train.loop import train
+
+    if spec is None and not resume:
+        raise click.UsageError("give the SPEC to train (only --resume may leave it out: the run's own spec)")
 
     flags = {"epochs": epochs, "batch_size": batch_size, "optimizer.lr": lr, "seed": seed, "data": data,
              "augment": augment}

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import RecipeError, did_you_mean
 from .recipe import Recipe, _display_path, apply_overrides, load_recipe
 
-__all__ = ["RECIPES_DIR", "AUGMENT_CHOICES", "default_recipe", "parse_augment", "describe_recipe", "resolve_recipe"]
+__all__ = ["RECIPES_DIR", "AUGMENT_CHOICES", "default_recipe", "default_recipe_file", "parse_augment", "describe_recipe", "resolve_recipe"]
 
 #: The recipe files shipped with hrgraph.
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
@@ -59,10 +59,19 @@ def default_recipe(data: str) -> Recipe:
     >>> mnist.name, mnist.data, mnist.augment, mnist.optimizer.lr, mnist.epochs
     ('generic', 'mnist', [], 0.01, 80)
     """
-    kind = data.partition(":")[0]
-    path = RECIPES_DIR / _PAPER_RECIPES.get(kind, "generic.yaml")
-    recipe = load_recipe(path)
+    recipe = load_recipe(default_recipe_file(data))
     return recipe if recipe.data == data else apply_overrides(recipe, {"data": data})
+
+
+def default_recipe_file(data: str) -> Path:
+    """The file of :func:`default_recipe` for ``data`` (a grid without ``recipe`` loads it and sets the data).
+
+    Examples
+    --------
+    >>> default_recipe_file("tiny-imagenet").name, default_recipe_file("imagefolder:/data/x").name
+    ('paper-tiny-imagenet.yaml', 'generic.yaml')
+    """
+    return RECIPES_DIR / _PAPER_RECIPES.get(str(data).partition(":")[0], "generic.yaml")
 
 
 #: ``--augment`` words and the recipe's augmentations they stand for.

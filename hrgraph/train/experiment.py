@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,12 @@ from typing import Any, Literal
 
 
 from ..edit.ablate import ablate as ablate_spec
-from ..errors import HrgraphError
+from ..errors import DivergedError, HrgraphError, RunLockedError
 from ..files import write_atomic
 from ..edit.match import match_params, scale_widths
 from ..build.shapes import count_params
 from ..spec.models import Spec, load_spec
+from .runfolder import is_held
 from .grid import Ablation, DataEntry, Grid, GridModel, load_grid, run_dir_name, sanitise_name
 
 __all__ = [
@@ -138,14 +140,22 @@ def select_shard(runs: Sequence[Run], index: int, count: int) -> list[Run]:
     return list(runs[index - 1 :: count])
 
 
-def run_status(path: str | Path, epochs: int) -> Literal["done", "partial", "todo"]:
-    """``done`` (finished with at least ``epochs`` epochs), ``partial`` (a checkpoint to resume) or ``todo``.
+Status = Literal["done", "diverged", "partial", "todo"]
 
+
+def run_status(path: str | Path, epochs: int) -> Status:
+    """``done`` (finished with at least ``epochs`` epochs), ``diverged``, ``partial`` (a checkpoint to resume) or ``todo``.
+
+    A diverged run (summary.json says ``diverged``) is done too, as far as the
+    grid goes: resuming it would diverge again at the same step, so the grid
+    never retries it; delete its folder to train it again (with another recipe).
     A folder with neither a finished summary nor ``checkpoints/last.pt`` (a run
     stopped before its first checkpoint) has nothing to resume: ``todo``.
     """
     path = Path(path)
     summary = _read_summary(path)
+    if summary and summary.get("diverged"):
+        return "diverged"
     if summary and summary.get("finished") and int(summary.get("epochs_done") or 0) >= epochs:
         return "done"
     if (path / "checkpoints" / "last.pt").is_file():
@@ -288,7 +298,7 @@ class PlannedRun:
     run: Run
     params: int
     epochs: int
-    status: Literal["done", "partial", "todo"]
+    status: Status
 
 
 def dry_run(grid: Grid, runs_dir: str | Path, *, shard: tuple[int, int] = (1, 1)) -> list[PlannedRun]:
@@ -317,11 +327,17 @@ def dry_run(grid: Grid, runs_dir: str | Path, *, shard: tuple[int, int] = (1, 1)
 
 @dataclass(frozen=True)
 class RunResult:
-    """What :func:`run_grid` did with one run: ``skipped`` (already done), ``trained`` or ``resumed``."""
+    """What :func:`run_grid` did with one run.
+
+    ``skipped`` (already done), ``trained``, ``resumed``, ``diverged`` (now or
+    in an earlier session: never retried) or ``held`` (another process is
+    training it: left alone).
+    """
 
     run: Run
-    action: Literal["skipped", "trained", "resumed"]
+    action: Literal["skipped", "trained", "resumed", "diverged", "held"]
     summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def _tags(grid: Grid, run: Run) -> dict[str, str]:
@@ -355,6 +371,7 @@ def run_grid(
     device: str = "auto",
     train_fn: Callable[..., dict[str, Any]] | None = None,
     on_run: Callable[[Run, str, int, int], None] | None = None,
+    on_result: Callable[[RunResult, int, int], None] | None = None,
     command: list[str] | None = None,
     **train_options: Any,
 ) -> list[RunResult]:
@@ -374,11 +391,14 @@ def run_grid(
         default :func:`hrgraph.train.loop.train`.
     on_run : callable, optional
         Called as ``on_run(run, status, position, total)`` before each run
-        (status ``done``, ``partial`` or ``todo``), for progress output.
+        (status ``done``, ``diverged``, ``partial``, ``todo`` or ``held``), for progress output.
+    on_result : callable, optional
+        Called as ``on_result(result, position, total)`` as each run ends.
     command : list of str, optional
         The command line, recorded in each run's config.
     **train_options
-        Passed on to the training function (``limit_train``, ``limit_val``, ``amp``, ...).
+        Passed on to the training function (``limit_train``, ``limit_val``, ``amp``, ...); ``limit_train``,
+        ``limit_val`` and ``threads`` default to the grid's keys.
 
     Returns
     -------
@@ -388,35 +408,57 @@ def run_grid(
     ------
     HrgraphError
         From validation or training; ``TrainingInterrupted`` stops the grid
-        after the interrupted run saved its checkpoint (rerun to resume).
+        after the interrupted run saved its checkpoint (rerun to resume).  A
+        run that diverges (``DivergedError``) or is held by another process
+        (``RunLockedError``) does not stop the grid.
     """
     if train_fn is None:
         from .loop import train as train_fn
     runs = select_shard(plan_runs(grid, runs_dir), *shard)
     write_manifest(grid, runs_dir)
+    for key in ("limit_train", "limit_val", "threads"):
+        if getattr(grid, key) is not None and train_options.get(key) is None:
+            train_options[key] = getattr(grid, key)
     cache: dict[tuple[str, str], Spec] = {}
     results = []
     for position, run in enumerate(runs, 1):
         recipe = run_recipe(grid, run)
-        status = run_status(run.path, recipe.resolved.epochs)
+        status = "held" if is_held(run.path) else run_status(run.path, recipe.resolved.epochs)
         if on_run is not None:
             on_run(run, status, position, len(runs))
-        if status == "done":
-            results.append(RunResult(run, "skipped", _read_summary(run.path) or {}))
-            continue
-        spec = derive_spec(grid, run.model, run.data, cache=cache)
-        log.info("%s run %s (%d/%d)", "resuming" if status == "partial" else "starting", run.name, position, len(runs))
+        if status in ("done", "diverged", "held"):
+            action = {"done": "skipped", "diverged": "diverged", "held": "held"}[status]
+            result = RunResult(run, action, _read_summary(run.path) or {})
+        else:
+            spec = derive_spec(grid, run.model, run.data, cache=cache)
+            log.info("%s run %s (%d/%d)", "resuming" if status == "partial" else "starting", run.name, position, len(runs))
+            result = _train_run(train_fn, grid, run, spec, recipe, status, device=device, command=command,
+                                **train_options)
+        results.append(result)
+        if on_result is not None:
+            on_result(result, position, len(runs))
+    return results
+
+
+def _train_run(train_fn: Callable[..., dict[str, Any]], grid: Grid, run: Run, spec: Spec, recipe: RunRecipe,
+               status: str, **options: Any) -> RunResult:
+    """Train one run; a divergence or another process's lock is its result, not the grid's end."""
+    start = time.perf_counter()
+    try:
         summary = train_fn(
             spec,
             recipe.recipe,
             out=run.path,
             overrides=recipe.overrides,
             resume=True,  # train starts a run that has no checkpoint yet, resumes one that has
-            device=device,
             tags=_tags(grid, run),
-            command=command,
-            **({"threads": grid.threads} if grid.threads is not None and "threads" not in train_options else {}),
-            **train_options,
+            **options,
         )
-        results.append(RunResult(run, "resumed" if status == "partial" else "trained", dict(summary or {})))
-    return results
+    except DivergedError as err:
+        log.warning("%s: %s", run.name, err)
+        return RunResult(run, "diverged", _read_summary(run.path) or {}, time.perf_counter() - start)
+    except RunLockedError as err:
+        log.warning("%s: %s", run.name, err)
+        return RunResult(run, "held", {}, time.perf_counter() - start)
+    action = "resumed" if status == "partial" else "trained"
+    return RunResult(run, action, dict(summary or {}), time.perf_counter() - start)

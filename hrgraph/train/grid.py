@@ -21,6 +21,7 @@ from ..errors import GridError, SpecError, did_you_mean
 from ..edit.match import TOLERANCE
 from ..spec.source import Mark, locate, parse_yaml
 from ..spec.models import InputShape
+from .defaults import default_recipe_file
 
 __all__ = ["DataEntry", "Ablation", "GridModel", "Grid", "load_grid", "run_dir_name", "sanitise_name", "VERSIONS"]
 
@@ -78,11 +79,20 @@ class Grid(_Frozen):
     version: Literal[1] = 1
     name: str = Field(min_length=1)
     description: str = ""
-    recipe: str | dict[str, str] = Field(description="A recipe file, or data name -> recipe file (relative to the grid).")
+    recipe: str | dict[str, str] | None = Field(
+        default=None,
+        description="A recipe file, or data name -> recipe file (relative to the grid); default: what `hrgraph train` uses.",
+    )
     overrides: dict[str, Any] = Field(default_factory=dict, description="Recipe keys (dotted) set for every run.")
     data: list[Annotated[DataEntry, BeforeValidator(_data_entry)]] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
     models: list[GridModel] = Field(min_length=1)
+    limit_train: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="At most this many training images per epoch, after the validation hold-out (smoke runs)."
+    )
+    limit_val: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="At most this many val and test images (smoke runs)."
+    )
     threads: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="Pin each run to this many CPU threads (CPU results are bit-identical only for the same count).",
@@ -119,6 +129,9 @@ class Grid(_Frozen):
         raise GridError(f"no data set '{name}' in grid {self.name}")
 
     def recipe_path(self, data: str) -> Path:
+        """The recipe file of ``data``'s runs (without ``recipe``: :func:`hrgraph.train.defaults.default_recipe`)."""
+        if self.recipe is None:
+            return default_recipe_file(data)
         ref = self.recipe if isinstance(self.recipe, str) else self.recipe[data]
         return self.base_dir / ref
 
@@ -272,6 +285,10 @@ def load_grid(source: str | Path | Mapping[str, Any], *, base_dir: str | Path | 
 
 
 def _check(grid: Grid) -> None:
+    if sanitise_name(grid.name) != grid.name:
+        # The name is a folder (runs/<name>) and a file name (<name>.grid.json): nothing may climb out of runs/.
+        raise grid.error(f"'{grid.name}' names the grid's folder: use letters, digits, '.', '_' and '-' only "
+                         f"(e.g. '{sanitise_name(grid.name)}')", "name")
     names = [m.name for m in grid.models]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -329,11 +346,18 @@ def _check(grid: Grid) -> None:
         for name, ref in grid.recipe.items():
             if not (grid.base_dir / ref).is_file():
                 raise grid.error(f"no such recipe file '{ref}' (looked in {grid.base_dir})", "recipe", name)
-    elif not (grid.base_dir / grid.recipe).is_file():
+    elif grid.recipe is not None and not (grid.base_dir / grid.recipe).is_file():
         raise grid.error(f"no such recipe file '{grid.recipe}' (looked in {grid.base_dir})", "recipe")
 
 
 def sanitise_name(text: str) -> str:
+    """``text`` as one safe folder or file name: no separators, no leading dot (so never ``..``).
+
+    Examples
+    --------
+    >>> sanitise_name("../../escape"), sanitise_name("/abs/path"), sanitise_name("ok-name_1.2")
+    ('escape', 'abs-path', 'ok-name_1.2')
+    """
     clean = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return clean or "x"
 

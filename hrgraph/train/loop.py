@@ -2,7 +2,7 @@
 
 A run folder holds everything needed to read, compare and continue the run::
 
-    config.yaml          resolved spec and recipe, their fingerprints, tags, versions, command line
+    config.yaml          resolved spec and recipe, their fingerprints, options, tags, versions, command lines
     metrics.csv          one row per epoch: train/val loss and accuracy, lr, seconds, images/s
     summary.json         best val epoch, test top-1/top-5 at the best-val checkpoint, params, MACs, wall time
     checkpoints/last.pt  the whole state after the last finished step (model, optimizer, position, RNGs)
@@ -10,28 +10,25 @@ A run folder holds everything needed to read, compare and continue the run::
     curves.png           loss and accuracy against epoch, train and val
 
 The loop itself is the bare ``model(x); loss.backward(); opt.step()`` with
-what a run needs around it and nothing per step that waits for the device:
-metrics are summed on the device and read once per epoch.  The learning rate is
-set every step from :func:`hrgraph.train.recipe.lr_at`, so a schedule is a pure
+what a run needs around it and nothing per step that waits for an accelerator:
+metrics are summed on the device and read once per epoch, and the loss is
+checked for NaN or infinity on the device, read every step on the CPU (free
+there) and every :data:`CHECK_EVERY` steps elsewhere.  The learning rate is set
+every step from :func:`hrgraph.train.recipe.lr_at`, so a schedule is a pure
 function of (epoch, step) and resuming needs no scheduler state.  SIGINT or
 SIGTERM lets the current step finish, writes ``last.pt`` and raises
 :class:`~hrgraph.errors.TrainingInterrupted`; ``resume=True`` continues from the
-exact step, with bit-identical results on the CPU.
-
-Why one module past 500 lines: the run's steps (start or resume, epochs, evaluation,
-checkpoints, the run folder's files) share the run's state; the run-folder files are
-the next candidate to move into a module of their own.
+exact step, with bit-identical results on the CPU.  A non-finite loss stops the
+run with :class:`~hrgraph.errors.DivergedError`; no non-finite weights are ever
+saved.  What a run trains is resolved by :mod:`hrgraph.train.resume`; the
+files besides checkpoints and the run lock are :mod:`hrgraph.train.runfolder`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
-import platform
+import re
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -39,28 +36,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from torch import nn
 
-from ..build.compiler import compile_model
-from ..errors import TrainingError, TrainingInterrupted
-from ..files import write_atomic
-from ..edit.match import scale_widths
-from ..build.shapes import infer_shapes
-from ..spec.models import Spec, load_spec
+from ..build.shapes import ShapePlan, infer_shapes
+from ..errors import TrainingError
 from . import distributed
-from .checkpoint import read_checkpoint, rng_state, set_rng_state, write_checkpoint
-from .data import check_crop_padding, iterate_batches, load_data, num_batches
+from .checkpoint import read_checkpoint
+from .data import DataSplits, check_crop_padding, load_data
+from .defaults import describe_recipe
 from .machine import machine_info, set_threads
 from .progress import LogReporter, Reporter
-from .defaults import describe_recipe, resolve_recipe
-from .recipe import Recipe, load_recipe, lr_at
+from .recipe import DEFAULT_RECIPE, Recipe
+from .resume import RunOptions, resolve_run
+from .runfolder import METRICS_COLUMNS, check_new_folder, read_summary, run_lock, write_config, write_curves
+from .session import CHECK_EVERY, Diverged, Session, evaluate
 
-__all__ = ["train", "evaluate", "METRICS_COLUMNS", "DEFAULT_RECIPE"]
+__all__ = ["train", "evaluate", "METRICS_COLUMNS", "DEFAULT_RECIPE", "CHECK_EVERY", "write_curves"]
 
-METRICS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
-#: The paper's CIFAR-10 recipe; a run without a recipe uses :func:`~hrgraph.train.defaults.default_recipe` of its data.
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "paper-cifar10.yaml"
+#: What :func:`hrgraph.edit.match.match_params` and a grid's ``match`` write into a spec's description.
+_MATCHED = re.compile(r"to match |Matched to model ")
 
 
 # -- stopping on a signal ------------------------------------------------------
@@ -106,120 +99,11 @@ def _stop_now(handler: Any, signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-# -- pieces of a run -----------------------------------------------------------
-
-
-def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
-    o = recipe.optimizer
-    params = [p for p in model.parameters() if p.requires_grad]
-    if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
-    cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-
-
-def evaluate(
-    model: nn.Module,
-    data: Any,
-    *,
-    batch_size: int,
-    device: torch.device,
-    mean: Any,
-    std: Any,
-    ctx: distributed.Context | None = None,
-    limit: int | None = None,
-    criterion: nn.Module | None = None,
-) -> dict[str, float]:
-    """Mean loss, top-1 and top-5 accuracy of ``model`` on ``data`` (summed over ranks).
-
-    Returns
-    -------
-    dict
-        ``loss``, ``acc1``, ``acc5`` (fractions) and ``n`` (images seen).
-    """
-    ctx = ctx or distributed.Context(device=device)
-    criterion = criterion or nn.CrossEntropyLoss()
-    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for x, y in iterate_batches(
-            data, batch_size, device=device, shuffle=False, seed=0, epoch=0, mean=mean, std=std,
-            rank=ctx.rank, world_size=ctx.world_size, limit=limit,
-        ):
-            logits = model(x)
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices
-            hits = top == y[:, None]
-            sums += torch.stack([
-                criterion(logits.float(), y).double() * len(y),
-                hits[:, 0].sum().double(),
-                hits.any(dim=1).sum().double(),
-                torch.tensor(float(len(y)), dtype=torch.float64, device=device),
-            ])
-    model.train(was_training)
-    loss, top1, top5, n = distributed.all_sum(ctx, sums).tolist()
-    n = max(n, 1.0)
-    return {"loss": loss / n, "acc1": top1 / n, "acc5": top5 / n, "n": int(n)}
-
-
-def _versions() -> dict[str, str]:
-    import torchvision
-
-    from .._version import __version__
-
-    return {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "hrgraph": __version__}
-
-
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRICS_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRICS_COLUMNS})
-    write_atomic(path, buf.getvalue())
-
-
-def _recipe_without_epochs(recipe: Recipe) -> dict[str, Any]:
-    data = recipe.to_dict()
-    data.pop("epochs", None)
-    return data
-
-
-def write_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Loss and accuracy against epoch, train and val, as a PNG (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    epochs = [r["epoch"] for r in rows]
-    for split, style in (("train", "-"), ("val", "--")):
-        points = [(e, r[f"{split}_loss"], r[f"{split}_acc"]) for e, r in zip(epochs, rows) if r.get(f"{split}_loss") is not None]
-        if points:
-            xs, losses, accs = zip(*points)
-            ax_loss.plot(xs, losses, style, marker=".", label=split)
-            ax_acc.plot(xs, [100 * a for a in accs], style, marker=".", label=split)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    write_atomic(path, buf.getvalue())
-
-
 # -- the run -------------------------------------------------------------------
 
 
 def train(
-    spec: "Spec | str | Path | Mapping[str, Any]",
+    spec: "Any | None" = None,
     recipe: "Recipe | str | Path | Mapping[str, Any] | None" = None,
     *,
     out: str | Path,
@@ -242,26 +126,29 @@ def train(
 
     Parameters
     ----------
-    spec : Spec, path, YAML text or dict
-        The network (anything :func:`hrgraph.load_spec` takes).
+    spec : Spec, path, YAML text or dict, optional
+        The network (anything :func:`hrgraph.load_spec` takes).  With
+        ``resume`` it may be left out: the run's own spec.
     recipe : Recipe, path, YAML text or dict, optional
-        How to train (default: :func:`hrgraph.train.defaults.default_recipe` of the
-        data: the paper's recipe for cifar10, cifar100 and tiny-imagenet,
-        ``recipes/generic.yaml``, without augmentation, for other data).
+        How to train (default: :func:`hrgraph.train.defaults.default_recipe`; with
+        ``resume``, the run's own recipe).
     out : path
-        The run folder.  It must not hold a run already unless ``resume``.
+        The run folder: missing or empty unless ``resume``.
     overrides : mapping, optional
         Recipe keys to change, dotted (``{"optimizer.lr": 0.1, "epochs": 3}``).
+        On resume only ``epochs`` may differ from the run's.
     resume : bool
         Continue the run in ``out`` from ``checkpoints/last.pt`` (start it if
-        there is none).  A larger ``epochs`` extends a finished run; a finished
-        run with the same epochs returns its summary at once.
+        the folder is missing, empty or holds only ``config.yaml``).  Every
+        option left out is the run's own; one given must agree with the run.
+        A larger ``epochs`` extends a finished run; otherwise a finished run
+        returns its summary at once.
     device : {"auto", "cpu", "cuda", "mps"}
     amp : bool
         Mixed precision (float16 autocast and gradient scaling; CUDA only).
     limit_train, limit_val : int, optional
-        Use at most this many images per epoch of the training / val and test
-        splits (smoke runs).
+        Use at most this many images per epoch of the training split (after the
+        validation hold-out) / of the val and test splits (smoke runs).
     width_mult : float, optional
         Scale every hidden width first (:func:`hrgraph.edit.match.scale_widths`).
     data_dir : path, optional
@@ -294,8 +181,14 @@ def train(
     ------
     TrainingInterrupted
         SIGINT or SIGTERM arrived; ``last.pt`` holds the state after the last step.
+    DivergedError
+        The training loss (or the weights, or the validation loss) became NaN
+        or infinite; ``summary.json`` says ``diverged`` with the epoch and step,
+        the checkpoints hold the last finite state.
+    RunLockedError
+        Another process is training the run in ``out``.
     TrainingError
-        ``out`` holds another run (or, on resume, a run of another spec or recipe).
+        ``out`` is in the way, or an option contradicts the run on resume.
     HrgraphError
         A bad spec, recipe or data set (``SpecError``, ``RecipeError``, ``DataError``).
 
@@ -310,17 +203,19 @@ def train(
     """
     reporter = reporter or LogReporter()
     joined_before = torch.distributed.is_initialized()
+    ctx = None
     try:
-        set_threads(threads)
-        ctx = distributed.setup(device)
-    except ValueError as err:
-        raise TrainingError(str(err)) from None
-    try:
+        opts = resolve_run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume,
+                           width_mult=width_mult, limit_train=limit_train, limit_val=limit_val, threads=threads,
+                           data_dir=data_dir, tags=tags, log_grad_norms=log_grad_norms)
+        try:
+            set_threads(opts.threads)
+            ctx = distributed.setup(device)
+        except ValueError as err:
+            raise TrainingError(str(err)) from None
         with _StopFlag().installed() as stop:
-            summary = _run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume, ctx=ctx, amp=amp,
-                           limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
-                           download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop,
-                           log_grad_norms=log_grad_norms)
+            summary = _run(opts, out=Path(out), ctx=ctx, amp=amp, download=download, command=command,
+                           reporter=reporter, stop=stop)
         if ctx.distributed:
             # No rank leaves (and tears the group down) while rank 0 still writes or
             # talks to it: gloo aborts the process otherwise (seen as a flaky SIGABRT).
@@ -328,313 +223,94 @@ def train(
         return summary
     finally:
         reporter.close()
-        if not joined_before:
+        if ctx is not None and not joined_before:
             distributed.teardown(ctx)
 
 
-def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, limit_val, width_mult, data_dir, download,
-         tags, command, reporter: Reporter, stop: _StopFlag, log_grad_norms: bool) -> dict[str, Any]:
+def _run(opts: RunOptions, *, out: Path, ctx: distributed.Context, amp: bool, download: bool,
+         command: list[str] | None, reporter: Reporter, stop: "_StopFlag") -> dict[str, Any]:
+    """Check everything, then (holding the run's lock) load or start the state, train, and finish."""
     t_start = time.perf_counter()
-    spec = load_spec(spec)
-    if width_mult is not None:
-        spec = scale_widths(spec, width_mult)
-    recipe, origin = resolve_recipe(recipe, overrides)
-    plan = infer_shapes(spec)
-    if "random_crop" in recipe.augment:
-        check_crop_padding(recipe.crop_padding, plan.input_shape)
-    if ctx.main:
-        for line in describe_recipe(recipe, origin):
-            reporter.message(line)
-    device = ctx.device
-    if amp and device.type != "cuda":
-        raise TrainingError(f"--amp needs a CUDA device (this run is on {device.type})")
-
-    ckpt_dir = out / "checkpoints"
-    last_path = ckpt_dir / "last.pt"
-    state: dict[str, Any] | None = None
-    if resume and last_path.exists():
-        state = read_checkpoint(last_path, map_location=device)
-        _check_same_run(state, spec, recipe, last_path)
-        done = out / "summary.json"
-        if state["epoch"] >= recipe.epochs and state["step"] == 0 and done.exists():
+    plan, data = _prepare(opts, ctx, amp, download, reporter)
+    # Nothing is written before this point: a bad recipe, spec or data set leaves no half-made folder.
+    with run_lock(out) if ctx.main else contextlib.nullcontext():
+        state = _state_under_lock(opts, out, ctx)
+        finished = _finished_summary(opts, state, out)
+        if finished is not None:
             if ctx.main:
-                reporter.message(f"{out}: finished ({state['epoch']} epochs); nothing to do")
-            return json.loads(done.read_text())
-    # With resume, a run stopped before its first checkpoint simply starts again.
-    elif not resume and ((out / "config.yaml").exists() or last_path.exists()):
-        raise TrainingError(
-            "this folder already holds a run; continue it with --resume, or choose another --out",
-            path=str(out),
-        )
+                reporter.message(f"{out}: finished ({state['epoch']} epochs); nothing to do"
+                                 + (f" (--epochs {opts.recipe.epochs} asks for no more)" if state["epoch"] > opts.recipe.epochs else ""))
+            return finished
+        session = Session(opts, plan, data, out=out, ctx=ctx, amp=amp, reporter=reporter, stop=stop, t_start=t_start)
+        if state is not None:
+            session.load(state)
+        if ctx.main:
+            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            write_config(out, spec=opts.spec, recipe=opts.recipe, overrides=opts.overrides, tags=opts.tags,
+                         command=command, machine=machine_info(ctx.device), device=str(ctx.device),
+                         world_size=ctx.world_size, data_notes=data.notes, options=opts.record(),
+                         previous=state is not None)
+        stop.deferring = True  # from here a signal lets the step finish, and the run saves
+        try:
+            session.train_epochs()
+        except Diverged as d:
+            raise session.diverged(d) from None
+        return session.finish()
 
+
+def _prepare(opts: RunOptions, ctx: distributed.Context, amp: bool, download: bool,
+             reporter: Reporter) -> tuple[ShapePlan, DataSplits]:
+    """Check the spec's shapes, the device and the data set, and tell what is worth telling; writes nothing."""
+    plan = infer_shapes(opts.spec)
+    if "random_crop" in opts.recipe.augment:
+        check_crop_padding(opts.recipe.crop_padding, plan.input_shape)
+    if ctx.main:
+        for line in describe_recipe(opts.recipe, opts.origin or "the run's own (config.yaml)"):
+            reporter.message(line)
+    if amp and ctx.device.type != "cuda":
+        raise TrainingError(f"--amp needs a CUDA device (this run is on {ctx.device.type})")
+    recipe = opts.recipe
     data = load_data(
-        recipe.data, root=data_dir or recipe.data_dir, input_shape=plan.input_shape, val_split=recipe.val_split,
+        recipe.data, root=opts.data_dir or recipe.data_dir, input_shape=plan.input_shape, val_split=recipe.val_split,
         seed=recipe.seed, fit=recipe.fit, train_subset=recipe.train_subset, download=download,
         num_classes=plan.output_shape[0],
     )
     if ctx.main:
         for note in data.notes:
             reporter.message(f"data: {note}")
-
-    # The same seed gives the same initial weights, whatever ran before.
-    torch.manual_seed(recipe.seed)
-    model = compile_model(spec).to(device)
-    params = sum(p.numel() for p in model.parameters())
-    optimizer = _optimizer(recipe, model)
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    # Under torchrun, ranks' slices of a global batch may differ in size (even be
-    # empty): each rank's loss is its sum over the global batch size, times the
-    # world size that DDP's gradient averaging divides by, so that the gradient
-    # is exactly the global batch's mean.
-    criterion_sum = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="sum")
-    n_train = len(data.train) if limit_train is None else min(len(data.train), limit_train)
-    scaler = torch.amp.GradScaler("cuda") if amp else None
-
-    rows: list[dict[str, Any]] = []
-    grad = _GradNorms(model) if log_grad_norms else None
-    epoch, start_step, best = 0, 0, {"epoch": 0, "acc": -1.0}
-    partial = torch.zeros(3, dtype=torch.float64)  # train loss sum, correct, images of an unfinished epoch
-    prior_wall = 0.0  # seconds spent in earlier sessions of this run
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        epoch, start_step, rows, best = state["epoch"], state["step"], list(state["rows"]), dict(state["best"])
-        if grad is not None:
-            grad.load(state.get("grad_norms"))
-        # The saved sums are over all ranks already: count them once.
-        partial = state["partial"].double() if ctx.main else torch.zeros(3, dtype=torch.float64)
-        prior_wall = float(state.get("wall_seconds", 0.0))
-        if ctx.main:
-            where = f"epoch {epoch + 1}, step {start_step}" if start_step else f"the end of epoch {epoch}"
-            reporter.message(f"resuming {out} from {where}")
-
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt_dir.mkdir(exist_ok=True)
-        _write_config(out, spec, recipe, overrides, tags, command, ctx, data, previous=state is not None,
-                      limits={"train": limit_train, "val": limit_val})
-
-    net: nn.Module = model
-    if ctx.distributed:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    steps = num_batches(data.train, recipe.batch_size, limit_train)
-    # normalize: false feeds x / 255 as it is.
-    mean, std = (data.mean, data.std) if recipe.normalize else (None, None)
-    eval_kw = dict(batch_size=recipe.batch_size, device=device, mean=mean, std=std, ctx=ctx, criterion=criterion)
-
-    def save_last(at_epoch: int, at_step: int, partial_sums: torch.Tensor) -> None:
-        """Write last.pt (on rank 0); ``partial_sums`` must already be summed over ranks."""
-        if ctx.main:
-            write_checkpoint(last_path, {
-                "spec": spec.to_dict(minimal=False), "spec_fingerprint": spec.fingerprint,
-                "recipe": recipe.to_dict(), "recipe_fingerprint": recipe.fingerprint,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else {},
-                "epoch": at_epoch, "step": at_step, "rows": rows, "best": best, "partial": partial_sums.cpu(),
-                "grad_norms": grad.state() if grad is not None else None,
-                "rng": rng_state(), "wall_seconds": prior_wall + time.perf_counter() - t_start,
-            })
-
-    def interrupted(at_epoch: int, at_step: int, partial_sums: torch.Tensor) -> TrainingInterrupted:
-        save_last(at_epoch, at_step, distributed.all_sum(ctx, partial_sums))
-        how = f"hrgraph train {spec.path or '<spec>'} --out {out} --resume"
-        return TrainingInterrupted(
-            f"interrupted by {signal.Signals(stop.signal).name} at epoch {at_epoch + 1}, step {at_step} of {steps}; "
-            f"the run is saved: continue it with `{how}`",
-            resume=how, path=str(out), signal=stop.signal,
-        )
-
-    stop.deferring = True  # from here a signal lets the step finish and saves
-    net.train()
-    while epoch < recipe.epochs:
-        if ctx.main:
-            reporter.start_epoch(epoch + 1, recipe.epochs, steps, start_step)
-        sums = partial.to(device)
-        t0, images = time.perf_counter(), 0
-        step = start_step
-        for x, y in iterate_batches(
-            data.train, recipe.batch_size, device=device, shuffle=True, seed=recipe.seed, epoch=epoch,
-            start_step=start_step, augment=recipe.augment, crop_padding=recipe.crop_padding, mean=mean,
-            std=std, rank=ctx.rank, world_size=ctx.world_size, limit=limit_train,
-        ):
-            lr = lr_at(recipe, epoch + step / steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device_type="cuda", dtype=torch.float16) if amp else contextlib.nullcontext():
-                logits = net(x)
-                if ctx.distributed:
-                    global_n = min(recipe.batch_size, n_train - step * recipe.batch_size)
-                    loss = criterion_sum(logits, y) * (ctx.world_size / global_n)
-                else:
-                    loss = criterion(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                if grad is not None:
-                    scaler.unscale_(optimizer)
-                    grad.add(epoch, step)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                if grad is not None:
-                    grad.add(epoch, step)
-                optimizer.step()
-            with torch.no_grad():
-                local_sum = loss.detach().double() * (global_n / ctx.world_size if ctx.distributed else len(y))
-                sums += torch.stack([local_sum, (logits.argmax(1) == y).sum().double(),
-                                     torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
-            step += 1
-            images += len(y)
-            if ctx.main:
-                reporter.step(len(y) * ctx.world_size, lambda: (sums[0] / sums[2].clamp(min=1)).item())
-            if _any_rank(ctx, bool(stop)):
-                raise interrupted(epoch, step, sums)
-        seconds = time.perf_counter() - t0
-        train_loss, train_correct, train_n = distributed.all_sum(ctx, sums).tolist()
-        row: dict[str, Any] = {
-            "epoch": epoch + 1, "train_loss": train_loss / max(train_n, 1), "train_acc": train_correct / max(train_n, 1),
-            "val_loss": None, "val_acc": None, "lr": lr_at(recipe, epoch),
-            "seconds": round(seconds, 3), "images_per_s": round(images * ctx.world_size / max(seconds, 1e-9), 1),
-        }
-        if data.val is not None:
-            result = evaluate(net, data.val, limit=limit_val, **eval_kw)
-            row["val_loss"], row["val_acc"] = result["loss"], result["acc1"]
-        rows.append(row)
-        epoch, start_step, partial = epoch + 1, 0, torch.zeros(3, dtype=torch.float64)
-        score = row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
-        if ctx.main:
-            reporter.end_epoch(row, recipe.epochs)
-            if score > best["acc"]:
-                best = {"epoch": epoch, "acc": score}
-                write_checkpoint(ckpt_dir / "best.pt", {
-                    "spec": spec.to_dict(minimal=False), "spec_fingerprint": spec.fingerprint,
-                    "recipe": recipe.to_dict(), "recipe_fingerprint": recipe.fingerprint,
-                    "model": model.state_dict(), "epoch": epoch, "val_acc": row["val_acc"],
-                })
-            if grad is not None:
-                grad.write(out / "grad_norms.csv", epoch)  # closes the epoch's sums before they are saved
-            save_last(epoch, 0, partial)
-            _write_metrics(out / "metrics.csv", rows)
-            write_curves(rows, out / "curves.png", title=spec.name)
-        best = _broadcast_best(ctx, best)
-        if _any_rank(ctx, bool(stop)) and epoch < recipe.epochs:
-            raise interrupted(epoch, 0, partial)
-
-    # Test at the best-val checkpoint (the paper's protocol: select on val, report test).
-    test = {"loss": None, "acc1": None, "acc5": None}
-    if data.test is not None:
-        if ctx.distributed:
-            torch.distributed.barrier()  # rank 0 has written best.pt
-        best_state = read_checkpoint(ckpt_dir / "best.pt", map_location=device)
-        model.load_state_dict(best_state["model"])
-        test = evaluate(net, data.test, limit=limit_val, **eval_kw)
-    summary = {
-        "name": tags.get("model") or spec.name, "spec_name": spec.name, "data": recipe.data, "seed": recipe.seed,
-        "tags": tags, "params": params, "macs": plan.macs, "epochs": recipe.epochs, "epochs_done": len(rows),
-        "best_epoch": best["epoch"], "best_val_acc": rows[best["epoch"] - 1]["val_acc"] if rows else None,
-        "test_split": data.test_split, "test_loss": test["loss"], "test_acc1": test["acc1"], "test_acc5": test["acc5"],
-        "wall_seconds": round(prior_wall + time.perf_counter() - t_start, 1),
-        "finished": True,
-    }
-    if ctx.main:
-        write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+        if opts.limit_train is not None and opts.limit_train > len(data.train):
+            reporter.message(f"--limit-train {opts.limit_train}: there are {len(data.train):,} training images after "
+                             "the validation hold-out; using all of them")
+        if opts.width_mult is not None and opts.state is None and _MATCHED.search(opts.spec.description or ""):
+            reporter.message(
+                f"warning: the spec was parameter-matched (its description says so) and is now scaled by "
+                f"--width-mult {opts.width_mult:g}: the match no longer holds (widths round differently); scale "
+                "first, then match (`hrgraph scale`, then `hrgraph match`), as experiment grids do")
+    return plan, data
 
 
-class _GradNorms:
-    """Per-module gradient norms: at initialisation, then the mean of each epoch (summed on the device)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.modules = [(f"nodes.{k}", "node", m) for k, m in model.nodes.items()]
-        self.modules += [(f"projections.{k}", "projection", m) for k, m in model.projections.items()]
-        self.modules = [(n, k, [p for p in m.parameters() if p.requires_grad]) for n, k, m in self.modules]
-        self.modules = [(n, k, ps) for n, k, ps in self.modules if ps]
-        self.rows: list[tuple[int, str, str, float]] = []  # finished epochs
-        self.sums: torch.Tensor | None = None
-        self.steps = 0
-
-    def _norms(self) -> torch.Tensor:
-        return torch.stack([
-            torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in ps if p.grad is not None]))
-            for _, _, ps in self.modules
-        ]).double()
-
-    def add(self, epoch: int, step: int) -> None:
-        norms = self._norms()
-        if epoch == 0 and step == 0:
-            self.rows += [(0, n, k, v) for (n, k, _), v in zip(self.modules, norms.tolist())]
-        self.sums = norms if self.sums is None else self.sums + norms
-        self.steps += 1
-
-    def write(self, path: Path, epoch: int) -> None:
-        """Close ``epoch`` (1-based) and write every row so far."""
-        if self.sums is not None:
-            means = (self.sums / self.steps).tolist()
-            self.rows += [(epoch, n, k, v) for (n, k, _), v in zip(self.modules, means)]
-        self.sums, self.steps = None, 0
-        lines = ["epoch,module,kind,norm"] + [f"{e},{n},{k},{v:.6g}" for e, n, k, v in self.rows]
-        write_atomic(path, "\n".join(lines) + "\n")
-
-    def state(self) -> dict[str, Any]:
-        return {"rows": [list(r) for r in self.rows], "sums": self.sums, "steps": self.steps}
-
-    def load(self, state: dict[str, Any] | None) -> None:
-        if state:
-            self.rows = [tuple(r) for r in state["rows"]]
-            self.sums, self.steps = state["sums"], state["steps"]
+def _state_under_lock(opts: RunOptions, out: Path, ctx: distributed.Context) -> dict[str, Any] | None:
+    """The checkpoint to continue, read again if another process changed the folder since it was resolved."""
+    last = out / "checkpoints" / "last.pt"
+    if opts.state is None:
+        if ctx.main and last.is_file():
+            # Another process started this run while this one loaded its data: it is that run's now.
+            check_new_folder(out)
+        return None
+    st = last.stat()
+    if (st.st_mtime_ns, st.st_size) != opts.state_stamp:
+        opts.state = read_checkpoint(last)
+        if opts.state.get("spec_fingerprint") != opts.spec.fingerprint:
+            raise TrainingError("the run changed while this process was getting ready (another process trained it)",
+                                path=str(out))
+    return opts.state
 
 
-def _any_rank(ctx: distributed.Context, flag: bool) -> bool:
-    """True when any rank was asked to stop: all ranks stop at the same step."""
-    if not ctx.distributed:
-        return flag
-    return bool(distributed.all_sum(ctx, torch.tensor([float(flag)])).item())
+def _finished_summary(opts: RunOptions, state: dict[str, Any] | None, out: Path) -> dict[str, Any] | None:
+    """The run's summary when it is finished and asked for no more epochs, else ``None``."""
+    if state is None or state["step"] != 0 or state["epoch"] < opts.recipe.epochs:
+        return None
+    summary = read_summary(out)
+    return summary if summary and summary.get("finished") else None
 
 
-def _broadcast_best(ctx: distributed.Context, best: dict[str, Any]) -> dict[str, Any]:
-    if not ctx.distributed:
-        return best
-    holder = [best]
-    torch.distributed.broadcast_object_list(holder, src=0)
-    return holder[0]
-
-
-def _check_same_run(state: dict[str, Any], spec: Spec, recipe: Recipe, path: Path) -> None:
-    if state.get("spec_fingerprint") != spec.fingerprint:
-        raise TrainingError(
-            f"cannot resume: the spec changed (fingerprint {spec.fingerprint}, the run's is "
-            f"{state.get('spec_fingerprint')}); start a new run with another --out",
-            path=str(path),
-        )
-    saved = load_recipe(state["recipe"])
-    if _recipe_without_epochs(saved) != _recipe_without_epochs(recipe):
-        changed = sorted(k for k in set(saved.to_dict()) | set(recipe.to_dict())
-                         if k != "epochs" and saved.to_dict().get(k) != recipe.to_dict().get(k))
-        raise TrainingError(
-            f"cannot resume: the recipe changed ({', '.join(changed)}); only --epochs may change on resume",
-            path=str(path),
-        )
-
-
-def _write_config(out: Path, spec: Spec, recipe: Recipe, overrides, tags, command, ctx, data, previous: bool,
-                  limits: Mapping[str, int | None] | None = None) -> None:
-    config_path = out / "config.yaml"
-    commands: list[list[str]] = []
-    if previous and config_path.exists():
-        with contextlib.suppress(Exception):
-            commands = list(yaml.safe_load(config_path.read_text()).get("commands", []))
-    commands.append(list(command if command is not None else sys.argv))
-    config = {
-        "spec": spec.to_dict(minimal=False), "spec_fingerprint": spec.fingerprint,
-        "recipe": recipe.to_dict(), "recipe_fingerprint": recipe.fingerprint,
-        "overrides": dict(overrides), "tags": tags, "commands": commands, "versions": _versions(),
-        "machine": machine_info(ctx.device), "device": str(ctx.device), "world_size": ctx.world_size, "data_notes": list(data.notes),
-        # --limit-train/--limit-val: a smoke run's accuracies are not comparable with full runs; the report marks them.
-        "limits": {k: v for k, v in (limits or {}).items() if v is not None},
-    }
-    write_atomic(config_path, yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100))

@@ -604,3 +604,7 @@ def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any] | None) -> Reci
         raise first_error(exc, lambda e: _recipe_error(e, None, None, prefix="override ")) from None
     new._path = recipe.path
     return new
+
+
+#: The paper's CIFAR-10 recipe (the data-aware default is :func:`hrgraph.train.defaults.default_recipe`).
+DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "paper-cifar10.yaml"
