@@ -54,6 +54,7 @@ from .data import iterate_batches, load_data, num_batches
 from .machine import machine_info, set_threads
 from .progress import LogReporter, Reporter
 from .recipe import Recipe, apply_overrides, load_recipe, lr_at
+from .warmstart import warm_start, write_init_report
 
 __all__ = ["train", "evaluate", "METRICS_COLUMNS", "DEFAULT_RECIPE"]
 
@@ -226,6 +227,8 @@ def train(
     reporter: Reporter | None = None,
     log_grad_norms: bool = False,
     threads: int | None = None,
+    init_from: Any = None,
+    freeze: str | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` under ``recipe`` into the run folder ``out``; returns the run's summary.
 
@@ -271,6 +274,12 @@ def train(
         Pin torch's CPU threads to this many for the run (default: leave
         torch's choice).  CPU results are bit-identical only for the same
         thread count; ``config.yaml`` records the count in force either way.
+    init_from : state_dict, path or run folder, optional
+        Start from these weights (:func:`hrgraph.load_weights`: hrgraph or
+        torchvision names; edges the source lacks start silent); the report
+        goes to ``init.json``.
+    freeze : {"loaded"}, optional
+        With ``init_from``: train only the parameters the source did not provide.
 
     Returns
     -------
@@ -307,7 +316,7 @@ def train(
             summary = _run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume, ctx=ctx, amp=amp,
                            limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
                            download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop,
-                           log_grad_norms=log_grad_norms)
+                           log_grad_norms=log_grad_norms, init_from=init_from, freeze=freeze)
         if ctx.distributed:
             # No rank leaves (and tears the group down) while rank 0 still writes or
             # talks to it: gloo aborts the process otherwise (seen as a flaky SIGABRT).
@@ -320,7 +329,8 @@ def train(
 
 
 def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, limit_val, width_mult, data_dir, download,
-         tags, command, reporter: Reporter, stop: _StopFlag, log_grad_norms: bool) -> dict[str, Any]:
+         tags, command, reporter: Reporter, stop: _StopFlag, log_grad_norms: bool, init_from: Any = None,
+         freeze: str | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
     spec = load_spec(spec)
     if width_mult is not None:
@@ -361,6 +371,9 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     # The same seed gives the same initial weights, whatever ran before.
     torch.manual_seed(recipe.seed)
     model = compile_model(spec).to(device)
+    if freeze is not None and init_from is None:
+        raise TrainingError("--freeze needs --init-from (what to freeze is what was loaded)")
+    init = warm_start(model, init_from, freeze=freeze) if init_from is not None else None
     params = sum(p.numel() for p in model.parameters())
     optimizer = _optimizer(recipe, model)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -398,6 +411,10 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
         ckpt_dir.mkdir(exist_ok=True)
         _write_config(out, spec, recipe, overrides, tags, command, ctx, data, previous=state is not None,
                       limits={"train": limit_train, "val": limit_val})
+        if init is not None:
+            write_init_report(out, init, freeze)
+            if state is None:
+                reporter.message(f"init: {init.describe()}")
 
     net: nn.Module = model
     if ctx.distributed:
