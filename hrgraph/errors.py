@@ -29,6 +29,7 @@ __all__ = [
     "GridError",
     "TrainingError",
     "TrainingInterrupted",
+    "ExportError",
     "did_you_mean",
 ]
 
@@ -185,3 +186,7 @@ class TrainingInterrupted(TrainingError):
 
 class DataError(HrgraphError):
     """A data set is missing, unreadable, or does not fit the spec (classes, image size)."""
+
+
+class ExportError(HrgraphError):
+    """A model could not be exported (unknown format, missing exporter, a construct the exporter cannot capture)."""
