@@ -416,6 +416,7 @@ def run_grid(
             tags=_tags(grid, run),
             command=command,
             **({"threads": grid.threads} if grid.threads is not None and "threads" not in train_options else {}),
+            **({"log": list(grid.log)} if grid.log and "log" not in train_options else {}),
             **train_options,
         )
         results.append(RunResult(run, "resumed" if status == "partial" else "trained", dict(summary or {})))

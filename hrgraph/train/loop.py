@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from .data import iterate_batches, load_data, num_batches
 from .machine import machine_info, set_threads
 from .progress import LogReporter, Reporter
 from .recipe import Recipe, apply_overrides, load_recipe, lr_at
+from .tracking import make_trackers
 from .warmstart import warm_start, write_init_report
 
 __all__ = ["train", "evaluate", "METRICS_COLUMNS", "DEFAULT_RECIPE"]
@@ -229,6 +230,7 @@ def train(
     threads: int | None = None,
     init_from: Any = None,
     freeze: str | None = None,
+    log: "Sequence[str]" = (),
 ) -> dict[str, Any]:
     """Train ``spec`` under ``recipe`` into the run folder ``out``; returns the run's summary.
 
@@ -280,6 +282,10 @@ def train(
         goes to ``init.json``.
     freeze : {"loaded"}, optional
         With ``init_from``: train only the parameters the source did not provide.
+    log : sequence of str
+        Mirror each epoch into these trackers too (``"tensorboard"``: event
+        files in ``out``, see :mod:`hrgraph.train.tracking`); ``metrics.csv``
+        is written either way.
 
     Returns
     -------
@@ -316,7 +322,8 @@ def train(
             summary = _run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume, ctx=ctx, amp=amp,
                            limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
                            download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop,
-                           log_grad_norms=log_grad_norms, init_from=init_from, freeze=freeze)
+                           log_grad_norms=log_grad_norms, init_from=init_from, freeze=freeze,
+                           log=log)
         if ctx.distributed:
             # No rank leaves (and tears the group down) while rank 0 still writes or
             # talks to it: gloo aborts the process otherwise (seen as a flaky SIGABRT).
@@ -330,7 +337,7 @@ def train(
 
 def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, limit_val, width_mult, data_dir, download,
          tags, command, reporter: Reporter, stop: _StopFlag, log_grad_norms: bool, init_from: Any = None,
-         freeze: str | None = None) -> dict[str, Any]:
+         freeze: str | None = None, log: Any = ()) -> dict[str, Any]:
     t_start = time.perf_counter()
     spec = load_spec(spec)
     if width_mult is not None:
@@ -338,6 +345,7 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     recipe = apply_overrides(load_recipe(recipe if recipe is not None else DEFAULT_RECIPE), overrides)
     plan = infer_shapes(spec)
     device = ctx.device
+    trackers = make_trackers(log, out) if ctx.main else []  # a missing package fails before anything is written
     if amp and device.type != "cuda":
         raise TrainingError(f"--amp needs a CUDA device (this run is on {device.type})")
 
@@ -507,6 +515,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
         score = row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
         if ctx.main:
             reporter.end_epoch(row, recipe.epochs)
+            for tracker in trackers:
+                tracker.log_epoch(row, model)
             if score > best["acc"]:
                 best = {"epoch": epoch, "acc": score}
                 write_checkpoint(ckpt_dir / "best.pt", {
@@ -541,6 +551,8 @@ def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, l
     }
     if ctx.main:
         write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    for tracker in trackers:
+        tracker.close()
     return summary
 
 
