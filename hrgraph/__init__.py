@@ -47,6 +47,7 @@ __all__ = [
     "register_block",
     "save_checkpoint",
     "load_checkpoint",
+    "load_weights",
     "Spec",
     "Edge",
     "Block",
@@ -74,6 +75,7 @@ _LAZY = {
     "load_checkpoint": "build.compiler",
     "HrNet": "build.compiler",
     "register_block": "build.blocks",
+    "load_weights": "io.weights",
     # No torch, but only the users of graph import/export need them loaded.
     "to_networkx": "io.netx",
     "from_networkx": "io.netx",

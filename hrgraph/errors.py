@@ -29,6 +29,7 @@ __all__ = [
     "GridError",
     "TrainingError",
     "TrainingInterrupted",
+    "ExportError",
     "did_you_mean",
 ]
 
@@ -202,3 +203,7 @@ class RunLockedError(TrainingError):
 
 class DataError(HrgraphError):
     """A data set is missing, unreadable, or does not fit the spec (classes, image size)."""
+
+
+class ExportError(HrgraphError):
+    """A model could not be exported (unknown format, missing exporter, a construct the exporter cannot capture)."""

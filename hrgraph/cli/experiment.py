@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from .common import handle_errors
+from .slurm import slurm_options, submit_slurm
 from ..errors import TrainingInterrupted
 from ..files import write_atomic
 
@@ -43,10 +44,14 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="At most this many val/test images (smoke runs; overrides the grid's limit_val).")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="Pin each run to N CPU threads (overrides the grid's threads key).")
+@click.option("--log", "log", multiple=True, type=click.Choice(["tensorboard"]),
+              help="Also log each run to TensorBoard (overrides the grid's log key).")
+@slurm_options
 @handle_errors
 def experiment_command(
     grid_file: Path, runs_dir: Path | None, shard: tuple[int, int], dry_run: bool, device: str, amp: bool,
-    limit_train: int | None, limit_val: int | None, threads: int | None,
+    limit_train: int | None, limit_val: int | None, threads: int | None, log: tuple[str, ...] = (),
+    slurm: dict | None = None,
 ) -> None:
     """Train every model x data set x seed of GRID.yaml, each in RUNS_DIR/<model>__<data>__s<seed>/.
 
@@ -73,6 +78,12 @@ def experiment_command(
                    + f"{counts['partial']} partial, {counts['todo']} to do; every spec, derivation and recipe is valid")
         return
 
+    if slurm is not None:
+        options = {"amp": amp, "limit_train": limit_train, "limit_val": limit_val,
+                   **({"threads": threads} if threads is not None else {}), **({"log": list(log)} if log else {})}
+        submit_slurm(grid_file, runs_dir, slurm, device=device, **options)
+        return
+
     def on_run(run, status: str, position: int, total: int) -> None:
         what = {"done": "done, skipped", "diverged": "diverged earlier, skipped (delete its folder to retry)",
                 "held": "held by another process, skipped", "partial": "resuming", "todo": "starting"}[status]
@@ -92,7 +103,8 @@ def experiment_command(
     try:
         results = run_grid(grid, runs_dir, shard=shard, device=device, on_run=on_run, on_result=on_result,
                            command=sys.argv, amp=amp, limit_train=limit_train, limit_val=limit_val,
-                           **({"threads": threads} if threads is not None else {}))
+                           **({"threads": threads} if threads is not None else {}),
+                           **({"log": list(log)} if log else {}))
     except TrainingInterrupted as err:
         click.echo(f"error: {err}", err=True)
         click.echo(f"rerun the same command to resume: {shlex.join(['hrgraph', *sys.argv[1:]])}", err=True)

@@ -1,6 +1,6 @@
-"""``hrgraph import``: a spec from a GraphML, GML or adjacency CSV file.
+"""``hrgraph import``: a spec from a GraphML, GML or adjacency CSV file; ``hrgraph export``: a model to ONNX, .pt2, TorchScript.
 
-Registered by :mod:`hrgraph.cli.main`; no torch.
+Registered by :mod:`hrgraph.cli.main`; torch only inside ``export``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import click
 
 from .common import emit_generated, refuse_input, handle_errors, parse_shape
 
-__all__ = ["import_command"]
+__all__ = ["import_command", "export_command"]
 
 
 @click.command(name="import")
@@ -93,3 +93,56 @@ def import_command(
     for attr in ignore:
         command += ["--ignore", attr]
     emit_generated(spec, command, out, summary)
+
+
+def _model_to_export(source: Path, shape: tuple[int, int, int] | None):
+    """``(model, what)``: a spec compiled with seeded random weights, or a run's / checkpoint's trained model."""
+    import torch
+
+    from ..build.compiler import compile_model, load_checkpoint
+
+    if source.is_dir() or source.suffix in (".pt", ".pth"):
+        from ..analysis.run import open_run
+        from ..errors import TrainingError
+
+        try:
+            run = open_run(source)
+            spec, weights, what = run.spec, run.model.state_dict(), f"{run.checkpoint}"
+        except TrainingError:
+            if source.is_dir():
+                raise
+            trained, _ = load_checkpoint(source)  # save_checkpoint's format
+            spec, weights, what = trained.spec, trained.state_dict(), str(source)
+        model = compile_model(spec, input_shape=shape)
+        model.load_state_dict(weights)
+        return model, f"trained weights from {what}"
+    torch.manual_seed(0)
+    return compile_model(source, input_shape=shape), "random weights (seed 0)"
+
+
+@click.command(name="export")
+@click.argument("source", metavar="SPEC_OR_RUN", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file: .onnx, .pt2 (torch.export) or .ts / .torchscript.pt (TorchScript).")
+@click.option("--input", "input_text", metavar="CxHxW", help="Input shape (default: the spec's).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size of the example input.")
+@click.option("--dynamic-batch", is_flag=True, help="Let the exported model take any batch size.")
+@handle_errors
+def export_command(source: Path, out: Path, input_text: str | None, batch: int, dynamic_batch: bool) -> None:
+    """Export SPEC_OR_RUN for deployment; the format follows --out's suffix (see docs/export.md).
+
+    A spec is exported with seeded random weights (its architecture); a run
+    folder exports its best checkpoint (else its last); a checkpoint file its
+    weights.  The model is exported in eval mode.  What the exporter cannot
+    capture is an error (exit 1) and leaves no file behind.
+    """
+    from ..io.export import export_format, export_model
+
+    refuse_input(out, source if source.is_file() else None)
+    shape = parse_shape(input_text)
+    export_format(out)  # an unknown suffix fails before anything is compiled
+    model, what = _model_to_export(source, shape)
+    fmt = export_model(model, out, input_shape=shape, batch=batch, dynamic_batch=dynamic_batch)
+    c, h, w = shape or model.plan.input_shape
+    batch_text = "any batch" if dynamic_batch or fmt == "torchscript" else f"batch {batch}"
+    click.echo(f"wrote {out} ({fmt}; input {batch_text} x {c}x{h}x{w}; {what})", err=True)

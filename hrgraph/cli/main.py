@@ -15,7 +15,7 @@ from .draw import diff_, gallery, render_
 from .edit import ablate, match, scale_command, zoo
 from .experiment import experiment_command, report_command
 from .generate import generate_command
-from .io import import_command
+from .io import export_command, import_command
 from .spec import compile_, schema, validate
 from .train import train_command
 
@@ -30,7 +30,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 for command in (validate, compile_, schema, summary, match, ablate, scale_command, zoo, render_, diff_, gallery,
-                generate_command, import_command, train_command, experiment_command, report_command, analyze_command):
+                generate_command, import_command, export_command, train_command, experiment_command, report_command, analyze_command):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -419,6 +419,8 @@ def run_grid(
     for key in ("limit_train", "limit_val", "threads"):
         if getattr(grid, key) is not None and train_options.get(key) is None:
             train_options[key] = getattr(grid, key)
+    if grid.log and not train_options.get("log"):
+        train_options["log"] = list(grid.log)
     cache: dict[tuple[str, str], Spec] = {}
     results = []
     for position, run in enumerate(runs, 1):

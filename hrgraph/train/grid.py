@@ -97,6 +97,10 @@ class Grid(_Frozen):
         default=None,
         description="Pin each run to this many CPU threads (CPU results are bit-identical only for the same count).",
     )
+    log: list[Literal["tensorboard"]] = Field(
+        default_factory=list,
+        description="Also log each run's epochs here (tensorboard: event files in the run folder); metrics.csv either way.",
+    )
 
     _path: str | None = None
     _base_dir: Path = Path(".")

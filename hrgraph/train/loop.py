@@ -31,7 +31,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ from .progress import LogReporter, Reporter
 from .recipe import DEFAULT_RECIPE, Recipe
 from .resume import RunOptions, resolve_run
 from .runfolder import METRICS_COLUMNS, check_new_folder, read_summary, run_lock, write_config, write_curves
+from .tracking import check_trackers
+from .warmstart import write_init_report
 from .session import CHECK_EVERY, Diverged, Session, evaluate
 
 __all__ = ["train", "evaluate", "METRICS_COLUMNS", "DEFAULT_RECIPE", "CHECK_EVERY", "write_curves"]
@@ -121,6 +123,9 @@ def train(
     reporter: Reporter | None = None,
     log_grad_norms: bool = False,
     threads: int | None = None,
+    init_from: Any = None,
+    freeze: str | None = None,
+    log: "Sequence[str]" = (),
 ) -> dict[str, Any]:
     """Train ``spec`` under ``recipe`` into the run folder ``out``; returns the run's summary.
 
@@ -171,6 +176,16 @@ def train(
         Pin torch's CPU threads to this many for the run (default: leave
         torch's choice).  CPU results are bit-identical only for the same
         thread count; ``config.yaml`` records the count in force either way.
+    init_from : state_dict, path or run folder, optional
+        Start from these weights (:func:`hrgraph.load_weights`: hrgraph or
+        torchvision names; edges the source lacks start silent); the report
+        goes to ``init.json``.  A path is recorded, and resume reuses it.
+    freeze : {"loaded"}, optional
+        With ``init_from``: train only the parameters the source did not provide.
+    log : sequence of str
+        Mirror each epoch into these trackers too (``"tensorboard"``: event
+        files in ``out``, see :mod:`hrgraph.train.tracking`); ``metrics.csv``
+        is written either way.
 
     Returns
     -------
@@ -207,7 +222,8 @@ def train(
     try:
         opts = resolve_run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume,
                            width_mult=width_mult, limit_train=limit_train, limit_val=limit_val, threads=threads,
-                           data_dir=data_dir, tags=tags, log_grad_norms=log_grad_norms)
+                           data_dir=data_dir, tags=tags, log_grad_norms=log_grad_norms, init_from=init_from,
+                           freeze=freeze, log=log)
         try:
             set_threads(opts.threads)
             ctx = distributed.setup(device)
@@ -250,11 +266,17 @@ def _run(opts: RunOptions, *, out: Path, ctx: distributed.Context, amp: bool, do
                          command=command, machine=machine_info(ctx.device), device=str(ctx.device),
                          world_size=ctx.world_size, data_notes=data.notes, options=opts.record(),
                          previous=state is not None)
+            if session.init is not None:
+                write_init_report(out, session.init, opts.freeze)
+                if state is None:
+                    reporter.message(f"init: {session.init.describe()}")
         stop.deferring = True  # from here a signal lets the step finish, and the run saves
         try:
             session.train_epochs()
         except Diverged as d:
             raise session.diverged(d) from None
+        finally:
+            session.close()  # the trackers' files, also after an interrupt or divergence
         return session.finish()
 
 
@@ -262,6 +284,7 @@ def _prepare(opts: RunOptions, ctx: distributed.Context, amp: bool, download: bo
              reporter: Reporter) -> tuple[ShapePlan, DataSplits]:
     """Check the spec's shapes, the device and the data set, and tell what is worth telling; writes nothing."""
     plan = infer_shapes(opts.spec)
+    check_trackers(opts.log)  # a missing package fails before anything is written
     if "random_crop" in opts.recipe.augment:
         check_crop_padding(opts.recipe.crop_padding, plan.input_shape)
     if ctx.main:

@@ -47,11 +47,17 @@ class RunOptions:
     state: dict[str, Any] | None = None
     state_stamp: tuple[int, int] | None = None  # (mtime_ns, size) of last.pt when it was read
     origin: str = ""  # how the recipe was chosen, for the run's opening lines
+    init_from: Any = None  # weights to start from (hrgraph.io.weights.load_weights's source)
+    freeze: str | None = None  # "loaded": train only what init_from did not provide
+    log: list[str] = field(default_factory=list)  # extra trackers ("tensorboard")
 
     def record(self) -> dict[str, Any]:
         """The options ``config.yaml`` keeps for the next ``--resume``."""
+        # A state_dict given in Python cannot be recorded: only a path is (resume then needs it again to freeze).
+        init = str(self.init_from) if isinstance(self.init_from, (str, Path)) else None
         return {"width_mult": self.width_mult, "limits": {"train": self.limit_train, "val": self.limit_val},
-                "threads": self.threads, "data_dir": self.data_dir, "log_grad_norms": self.log_grad_norms}
+                "threads": self.threads, "data_dir": self.data_dir, "log_grad_norms": self.log_grad_norms,
+                "init_from": init, "freeze": self.freeze, "log": list(self.log)}
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -104,6 +110,9 @@ def resolve_run(
     data_dir: str | Path | None = None,
     tags: Mapping[str, str] | None = None,
     log_grad_norms: bool = False,
+    init_from: Any = None,
+    freeze: str | None = None,
+    log: "list[str] | tuple[str, ...]" = (),
 ) -> RunOptions:
     """The spec, recipe and options of the run in ``out``, checked against what the folder holds; writes nothing.
 
@@ -124,7 +133,7 @@ def resolve_run(
     out = Path(out)
     options = dict(width_mult=width_mult, limit_train=limit_train, limit_val=limit_val, threads=threads,
                    data_dir=None if data_dir is None else str(data_dir), tags=dict(tags or {}),
-                   log_grad_norms=log_grad_norms)
+                   log_grad_norms=log_grad_norms, init_from=init_from, freeze=freeze, log=list(log or []))
     if not resume:
         check_new_folder(out)
         return _new_run(spec, recipe, out, overrides, **options)
@@ -159,16 +168,19 @@ def _resumed(spec, recipe, out: Path, overrides: Mapping[str, Any], state: dict[
         "data_dir": saved.get("data_dir") if saved else None,
         "tags": config.get("tags") if isinstance(config.get("tags"), dict) else {},
         "log_grad_norms": state.get("grad_norms") is not None,
+        "init_from": saved.get("init_from") if saved else None,
+        "freeze": saved.get("freeze") if saved else None,
+        "log": list(saved.get("log") or []) if saved else [],
     }
     names = {"width_mult": "--width-mult", "limit_train": "--limit-train", "limit_val": "--limit-val",
-             "threads": "--threads"}
+             "threads": "--threads", "freeze": "--freeze"}
     for key, option in names.items():
         # A run recorded before config.yaml kept its options: its width is unknown, so the spec's fingerprint decides.
         if key == "width_mult" and saved is None:
             continue
         if given[key] is not None and given[key] != run[key]:
             raise _contradiction(option, given[key], run[key], out)
-    resolved = {key: given[key] if given[key] not in (None, {}, False) else run[key] for key in run}
+    resolved = {key: given[key] if given[key] not in (None, {}, False, []) else run[key] for key in run}
     resolved["tags"] = given["tags"] or run["tags"]
 
     run_spec = load_spec(state["spec"])

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..build.compiler import compile_model
 from ..build.shapes import ShapePlan
-from ..errors import DivergedError, TrainingInterrupted
+from ..errors import TrainingError, DivergedError, TrainingInterrupted
 from ..files import write_atomic
 from . import distributed
 from .checkpoint import read_checkpoint, rng_state, set_rng_state, write_checkpoint
@@ -32,6 +32,8 @@ from .progress import Reporter
 from .recipe import Recipe, lr_at
 from .resume import RunOptions
 from .runfolder import write_curves, write_metrics, write_summary
+from .tracking import make_trackers
+from .warmstart import warm_start
 
 __all__ = ["Session", "Diverged", "evaluate", "CHECK_EVERY"]
 
@@ -121,6 +123,11 @@ class Session:
         # The same seed gives the same initial weights, whatever ran before.
         torch.manual_seed(recipe.seed)
         self.model = compile_model(plan).to(device)
+        if opts.freeze is not None and opts.init_from is None:
+            raise TrainingError("--freeze needs --init-from (what to freeze is what was loaded)")
+        # Before the optimizer, which then sees only what stays trainable; on resume the checkpoint is loaded over it.
+        self.init = warm_start(self.model, opts.init_from, freeze=opts.freeze) if opts.init_from is not None else None
+        self.trackers = make_trackers(opts.log, out) if ctx.main else []
         self.params = sum(p.numel() for p in self.model.parameters())
         self.optimizer = _optimizer(recipe, self.model)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -279,6 +286,8 @@ class Session:
         score = row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
         if self.ctx.main:
             self.reporter.end_epoch(row, self.recipe.epochs)
+            for tracker in self.trackers:
+                tracker.log_epoch(row, self.model)
             if score > self.best["acc"]:
                 self.best = {"epoch": self.epoch, "acc": score}
                 write_checkpoint(self.out / "checkpoints" / "best.pt", {
@@ -328,6 +337,12 @@ class Session:
         if self.ctx.main:
             write_summary(self.out, summary)
         return summary
+
+    def close(self) -> None:
+        """Close the trackers' files (also after an interrupt or divergence)."""
+        for tracker in self.trackers:
+            tracker.close()
+        self.trackers = []
 
     def diverged(self, d: Diverged) -> DivergedError:
         """Mark the run diverged in summary.json (the checkpoints keep the last finite state); the error to raise."""
