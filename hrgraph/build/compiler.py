@@ -42,9 +42,10 @@ from .blocks import Gate, WeightedSum, build_block, build_projection, init_weigh
 from ..errors import CompileError, HrgraphError
 from ..files import atomic_open
 from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
+from .unroll import plan_time
 from ..spec.models import Spec, load_spec, parse_edge_ref
 
-__all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
+__all__ = ["HrNet", "compile_model", "generate_forward", "generate_unrolled", "save_checkpoint", "load_checkpoint"]
 
 _RESERVED = {"self", "x", "torch", "nodes", "projections", "inputs", "aggregates", "gates", "residual"}
 # Node ids that would shadow a builtin get a trailing underscore too, so that
@@ -218,6 +219,159 @@ def _merge_statements(merge: Any, out: str, term: Any) -> list[tuple[str, tuple[
     return statements
 
 
+def _zeros(shape: tuple[int, ...]) -> str:
+    # Absent values (docs/spec.md, Feedback and time) become zeros of the batch's size, dtype and device.
+    return f"x.new_zeros((x.shape[0], {', '.join(str(v) for v in shape)}))"
+
+
+def generate_unrolled(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) -> str:
+    """Python source of the forward of a spec with ``time``: its schedule, unrolled statement by statement.
+
+    Each ``(node, step)`` that runs (:mod:`hrgraph.build.unroll`) becomes the
+    statements :func:`generate_forward` writes for a node, on the values of that
+    step: ``V2__3`` is node ``V2``'s output at step 3.  An absent value is left
+    out of a sum, and is ``x.new_zeros(...)`` where a tensor is needed (a node
+    running on a zero input under ``idle: zeros``).  Every value is deleted after
+    its last use, as in :func:`generate_forward`.
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec, infer_shapes
+    >>> plan = infer_shapes(load_spec('''
+    ... input: {channels: 3, height: 8, width: 8}
+    ... time: {steps: 2}
+    ... nodes:
+    ...   - {id: a, kind: conv, channels: 4}
+    ...   - {id: b, kind: conv, channels: 4, input: [a, {from: b, delay: 1}]}
+    ...   - {id: head, kind: classifier, classes: 2}
+    ... '''))
+    >>> print(generate_unrolled(plan))
+    def forward(self, x):
+        nodes = self.nodes
+        # step 0
+        a__0 = nodes.a(x)
+        b__0 = a__0
+        del a__0
+        b__0 = nodes.b(b__0)
+        # step 1
+        a__1 = nodes.a(x)
+        b__1 = a__1 + b__0
+        del a__1, b__0
+        b__1 = nodes.b(b__1)
+        head__1 = nodes.head(b__1)
+        del b__1
+        return head__1
+    <BLANKLINE>
+    """
+    spec = plan.spec
+    time = plan_time(spec, plan.order, plan.incoming, disabled)
+    var = _variable_names(plan.order)
+    entry = spec.residuals.entry
+    post_relu = spec.residuals.activation == "relu"
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    def name(v: Any) -> str:
+        return "x" if v[0] is None else f"{var[v[0]]}__{v[1]}"
+
+    def term(p: Any, v: Any) -> str:
+        table = "inputs" if p.role == "input" else "projections"
+        value = name(v) if p.identity else f"{table}.{p.module_name}({name(v)})"
+        return value if p.gate == "none" else f"gates.{p.module_name}({value})"
+
+    step = None
+    for run in time.runs:
+        if time.scheme == "biological" and run.step != step:
+            step = run.step
+            statements.append((f"# step {step}", ()))
+        node = plan.nodes[run.node]
+        block = spec.node(run.node)
+        out = name((run.node, run.step))
+        if node.merge is not None:
+            statements.extend(_unrolled_merge(node.merge, run, out, term))
+            arg, reads = out, ()
+        elif run.inputs[0] is None:
+            arg, reads = _zeros(node.in_shape), ()
+        else:
+            arg, reads = name(run.inputs[0]), (run.inputs[0],)
+        sums = [(p, v) for p, v in run.edges if p.merge == "sum"]
+        cats = [(p, v) for p, v in run.edges if p.merge == "concat"]
+        call = _node_call(run.node)
+        if sums and entry == "pre_activation" and block.has_final_activation:
+            statements.append((f"residual = {term(*sums[0])}", ()))
+            statements.extend((f"residual += {term(p, v)}", ()) for p, v in sums[1:])
+            statements.append((f"{out} = {call}({arg}, residual)", (*reads, *(v for _, v in sums))))
+            statements.append(("del residual", ()))
+            sums = []
+        else:
+            statements.append((f"{out} = {call}({arg})", reads))
+        for i, (p, v) in enumerate(sums):
+            code = f"{out} = {out} + {term(p, v)}" if i == 0 else f"{out} += {term(p, v)}"
+            statements.append((code, (v,)))
+        if sums and post_relu:
+            statements.append((f"{out} = torch.relu_({out})", ()))
+        if cats:
+            parts = ", ".join([out] + [term(p, v) for p, v in cats])
+            statements.append((f"{out} = torch.cat([{parts}], 1)", tuple(v for _, v in cats)))
+
+    # A terminal block returns (batch, features); any other, a (batch, C, H, W) map.
+    out_shape = plan.output_shape[:1] if spec.nodes[-1].terminal else plan.output_shape
+    outputs = [v for v in time.outputs if v is not None]
+    if time.readout == "last" or time.scheme == "sequential":
+        result = name(time.outputs[0]) if time.outputs[0] is not None else _zeros(out_shape)
+    elif time.readout == "all":
+        values = ", ".join(name(v) if v is not None else _zeros(out_shape) for v in time.outputs)
+        statements.append((f"out = torch.stack([{values}], 1)", tuple(outputs)))
+        result = "out"
+    else:  # mean over the steps; an absent step counts as zero
+        total = " + ".join(name(v) for v in outputs) if outputs else _zeros(out_shape)
+        statements.append((f"out = ({total}) / {time.steps}", tuple(outputs)))
+        result = "out"
+
+    last_use: dict[Any, int] = {}
+    for i, (_, reads) in enumerate(statements):
+        for r in reads:
+            if r[0] is not None:  # the network input is held by nn.Module.__call__ anyway
+                last_use[r] = i
+    kept = set(outputs) if result != "out" else set()
+    release: dict[int, list[str]] = {}
+    for value, i in last_use.items():
+        if value not in kept:
+            release.setdefault(i, []).append(name(value))
+    lines = ["def forward(self, x):", "    nodes = self.nodes"]
+    for table in ("projections", "inputs", "aggregates", "gates"):
+        if any(f"{table}." in code or f"{table}[" in code for code, _ in statements):
+            lines.append(f"    {table} = self.{table}")
+    for i, (code, _) in enumerate(statements):
+        lines.append(f"    {code}")
+        if i in release:
+            lines.append(f"    del {', '.join(release[i])}")
+    lines.append(f"    return {result}")
+    return "\n".join(lines) + "\n"
+
+
+def _unrolled_merge(merge: Any, run: Any, out: str, term: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """Statements merging a node's list input at one step; an absent input counts as zero."""
+    pairs = list(zip(merge.inputs, run.inputs))
+    present = [(p, v) for p, v in pairs if v is not None]
+    reads = tuple(v for _, v in present)
+    if merge.aggregate in ("weighted", "concat"):
+        # Every position is needed (a weight each, or channels each): absent ones are zeros.
+        terms = [term(p, v) if v is not None else _zeros(p.out_shape) for p, v in pairs]
+        if merge.aggregate == "weighted":
+            return [(f"{out} = {_node_call(merge.node, 'aggregates')}({', '.join(terms)})", reads)]
+        return [(f"{out} = torch.cat([{', '.join(terms)}], 1)", reads)]
+    if not present:
+        return [(f"{out} = {_zeros(merge.out_shape)}", ())]
+    if len(present) == 1:
+        statements = [(f"{out} = {term(*present[0])}", reads)]
+    else:
+        statements = [(f"{out} = {term(*present[0])} + {term(*present[1])}", reads[:2])]
+        statements.extend((f"{out} += {term(p, v)}", (v,)) for p, v in present[2:])
+    if merge.aggregate == "mean" and len(pairs) > 1:
+        statements.append((f"{out} /= {len(pairs)}", ()))
+    return statements
+
+
 @functools.lru_cache(maxsize=128)
 def _compile_source(source: str, name: str):
     # The function only reads `self`, so models with the same code share it, and
@@ -294,7 +448,8 @@ class HrNet(nn.Module):
     # -- forward ---------------------------------------------------------------
 
     def _generate(self) -> None:
-        self.code = generate_forward(self.plan, self._disabled)
+        generate = generate_unrolled if self.spec.time is not None else generate_forward
+        self.code = generate(self.plan, self._disabled)
         self._forward = _compile_source(self.code, self.spec.name or "spec")
 
     def forward(self, x: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ..errors import ShapeError
 from .graph import check_graph, topological_order
+from .unroll import TimePlan, plan_time
 from ..spec.kinds import Shape, bn_params, conv_params
 from ..spec.models import Edge, InputShape, Spec
 
@@ -77,6 +78,12 @@ class Projection:
     #: ``"edge"``: a long-range edge (``model.projections``); ``"input"``: one
     #: input of a node's list ``input``, projected onto the merge's shape (``model.inputs``).
     role: str = "edge"
+    #: ``"nearest"`` or ``"bilinear"`` where a coarser source is upsampled onto a finer target, else ``None``.
+    upsample: str | None = None
+    #: The integer upsampling factors ``(fh, fw)``.
+    upsample_factor: tuple[int, int] | None = None
+    #: Steps of delay (0: the same step).
+    delay: int = 0
 
     @property
     def source(self) -> str:
@@ -100,7 +107,7 @@ class Projection:
 
     @property
     def identity(self) -> bool:
-        return self.pool is None and self.conv is None
+        return self.pool is None and self.conv is None and self.upsample is None
 
     @property
     def gate(self) -> str:
@@ -113,6 +120,9 @@ class Projection:
         if self.identity:
             return f"identity{gate}"
         parts = []
+        if self.upsample is not None:
+            fh, fw = self.upsample_factor
+            parts.append(f"{self.upsample} upsample {fh}" if fh == fw else f"{self.upsample} upsample {fh}x{fw}")
         if self.pool == "adaptive":
             parts.append(f"adaptive avgpool {self.out_shape[1]}x{self.out_shape[2]}")
         elif self.pool is not None:
@@ -140,7 +150,8 @@ class Merge:
 
     @property
     def params(self) -> int:
-        return sum(p.params for p in self.inputs) + (len(self.inputs) if self.aggregate == "weighted" else 0)
+        # (An input is None only while infer_shapes waits for a delayed source's shape.)
+        return sum(p.params for p in self.inputs if p is not None) + (len(self.inputs) if self.aggregate == "weighted" else 0)
 
     @property
     def macs(self) -> int:
@@ -184,6 +195,30 @@ class ShapePlan:
     incoming: dict[str, tuple[Projection, ...]]
     #: The merges of nodes with a list ``input``, by node id, in topological order.
     merges: dict[str, Merge] = field(default_factory=dict)
+    #: The schedule over time of a spec with a ``time`` section (:mod:`hrgraph.build.unroll`), else ``None``.
+    time: TimePlan | None = None
+
+    def runs(self, what: str, key: Any) -> int:
+        """How many times a node (``what="node"``), an edge's projection (``"edge"``, key ``(from, to)``)
+        or an item of a list input (``"input"``, key ``(node, k)``) runs in one forward (1 without time).
+        """
+        if self.time is None:
+            return 1
+        table = {"node": self.time.node_runs, "edge": self.time.edge_runs, "input": self.time.input_runs}[what]
+        return table.get(key, 0)
+
+    def step_macs(self) -> dict[int, int]:
+        """Multiply-accumulates by step (the node's own step under ``scheme: sequential``); ``{0: macs}`` without time."""
+        if self.time is None:
+            return {0: self.macs}
+        out: dict[int, int] = {}
+        for run in self.time.runs:
+            n = self.nodes[run.node]
+            macs = n.macs + sum(p.macs for p, _ in run.edges)
+            if n.merge is not None:
+                macs += sum(p.macs for p, v in zip(n.merge.inputs, run.inputs) if v is not None)
+            out[run.step] = out.get(run.step, 0) + macs
+        return out
 
     @property
     def params(self) -> int:
@@ -196,11 +231,13 @@ class ShapePlan:
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates of one forward pass of one sample (convolutions and linear layers)."""
+        """Multiply-accumulates of one forward pass of one sample (convolutions and linear layers), over all steps."""
         return (
-            sum(n.macs for n in self.nodes.values())
-            + sum(p.macs for p in self.projections.values())
-            + sum(m.macs for m in self.merges.values())
+            sum(n.macs * self.runs("node", n.id) for n in self.nodes.values())
+            + sum(p.macs * self.runs("edge", k) for k, p in self.projections.items())
+            + sum(
+                p.macs * self.runs("input", (m.node, k)) for m in self.merges.values() for k, p in enumerate(m.inputs)
+            )
         )
 
     @property
@@ -216,6 +253,7 @@ class ShapePlan:
             "output": list(self.output_shape),
             "params": self.params,
             "macs": self.macs,
+            **self._time_dict(),
             "nodes": [
                 {
                     "id": n.id,
@@ -242,11 +280,34 @@ class ShapePlan:
                     "out_shape": list(p.out_shape),
                     "params": p.params,
                     **({"gate": p.gate} if p.gate != "none" else {}),
+                    **({"delay": p.delay} if p.delay else {}),
                     "description": p.describe(),
                 }
                 for p in self.projections.values()
             ],
             **({"merges": [_merge_dict(m) for m in self.merges.values()]} if self.merges else {}),
+        }
+
+
+    def _time_dict(self) -> dict[str, Any]:
+        # Only specs with time get these keys: the JSON of every other spec is unchanged.
+        if self.time is None:
+            return {}
+        t = self.time
+        return {
+            "time": {
+                "scheme": t.scheme,
+                "steps": t.steps,
+                "readout": t.readout,
+                "node_steps": dict(t.node_steps),
+                "node_runs": {n: t.node_runs.get(n, 0) for n in self.order},
+                "step_macs": {str(k): v for k, v in sorted(self.step_macs().items())},
+                "delayed": [
+                    {"from": p.source, "to": p.target, "delay": p.delay, "role": p.role}
+                    for p in [*self.projections.values(), *(q for m in self.merges.values() for q in m.inputs)]
+                    if p.delay
+                ],
+            }
         }
 
 
@@ -262,7 +323,9 @@ def _merge_dict(m: Merge) -> dict[str, Any]:
 
 
 def _edge_error(spec: Spec, edge: Edge, message: str) -> ShapeError:
-    index = next(i for i, e in enumerate(spec.edges) if e.key == edge.key)
+    index = next((i for i, e in enumerate(spec.edges) if e.key == edge.key), None)
+    if index is None:  # one item of a list input (its caller locates it)
+        return ShapeError(message, path=spec.path)
     mark = spec.locate("edges", index)
     where = {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
     return ShapeError(message, edge=edge.name, **where)
@@ -306,6 +369,20 @@ def plan_merge(spec: Spec, node_id: str, shapes: list[Shape], max_activation: in
     """
     block = spec.node(node_id)
     sources = block.inputs
+    delays = block.input_delays
+    # A delayed input from a node computed later (or from the node itself) has no shape yet
+    # (None): the merge's shape comes from the others, and infer_shapes projects it afterwards.
+    known = [k for k, shape in enumerate(shapes) if shape is not None]
+    if len(known) < len(shapes):
+        later = sources[next(k for k, shape in enumerate(shapes) if shape is None)]
+        if not known or block.aggregate == "concat":
+            why = "every input is" if not known else "with aggregate: concat, an input's channels widen the node, so no input can be"
+            raise ShapeError(
+                f"{why} delayed from a node computed later or from the node itself ('{later}'), whose shape is "
+                "not known before this node's; list an input from an earlier node",
+                node=node_id,
+                **_input_where(spec, node_id, known[0] if known else 0),
+            )
     if block.aggregate == "concat":
         size = shapes[0][1:]
         for k, shape in enumerate(shapes):
@@ -320,8 +397,9 @@ def plan_merge(spec: Spec, node_id: str, shapes: list[Shape], max_activation: in
         out: Shape = (sum(s[0] for s in shapes), size[0], size[1])
         targets = list(shapes)
     else:
-        h, w = min(s[1] for s in shapes), min(s[2] for s in shapes)
-        for k, (_, sh, sw) in enumerate(shapes):
+        h, w = min(shapes[k][1] for k in known), min(shapes[k][2] for k in known)
+        for k in known:
+            _, sh, sw = shapes[k]
             if sh % h or sw % w:
                 raise ShapeError(
                     f"input '{sources[k]}' is {sh}x{sw}, not an integer multiple of the merge's {h}x{w} "
@@ -329,15 +407,17 @@ def plan_merge(spec: Spec, node_id: str, shapes: list[Shape], max_activation: in
                     node=node_id,
                     **_input_where(spec, node_id, k),
                 )
-        out = (shapes[0][0], h, w)
+        out = (shapes[known[0]][0], h, w)
         targets = [out] * len(shapes)
     if _elements(out) > max_activation:
         raise ShapeError(
             f"merged input {_too_large(out, max_activation)}", node=node_id, **_node_where(spec, spec.node_index[node_id])
         )
     inputs = tuple(
-        replace(plan_projection(spec, Edge(**{"from": source, "to": node_id}), shape, target), role="input")
-        for source, shape, target in zip(sources, shapes, targets)
+        None
+        if shape is None
+        else replace(plan_projection(spec, Edge(**{"from": source, "to": node_id, "delay": delay}), shape, target), role="input")
+        for source, delay, shape, target in zip(sources, delays, shapes, targets)
     )
     return Merge(node=node_id, aggregate=block.aggregate, inputs=inputs, out_shape=out)
 
@@ -347,21 +427,33 @@ def plan_projection(spec: Spec, edge: Edge, src: Shape, dst: Shape) -> Projectio
 
     For a concat edge only the spatial size of ``dst`` matters.
 
+    A coarser source is upsampled (``edge.upsample``) by the integer factor, then
+    gets the 1x1 conv + BN where channels differ.
+
     Raises
     ------
     ShapeError
-        The edge would need upsampling, the spatial ratio is not an integer
+        Upsampling by a non-integer factor, the spatial ratio is not an integer
         (and the edge does not ask for adaptive pooling), or an ``identity``
         edge joins different shapes.
     """
     c, h, w = src
     tc, th, tw = dst
-    pool = kernel = None
+    pool = kernel = upsample = factor = None
     if th > h or tw > w:
-        raise _edge_error(
-            spec, edge, f"source is {h}x{w} but target is {th}x{tw}: the edge would need upsampling, which hrgraph does not insert"
-        )
-    if (h, w) != (th, tw):
+        # A top-down edge (feedback, an FPN/U-Net path): upsample by an integer factor, the
+        # mirror of the average pooling below; the 1x1 conv + BN then runs at the finer size.
+        if th < h or tw < w or th % h or tw % w:
+            raise _edge_error(
+                spec,
+                edge,
+                f"source is {h}x{w} but target is {th}x{tw}: upsampling needs an integer factor on both axes "
+                "(and pooling an integer ratio), so this pair of sizes cannot be joined",
+            )
+        if edge.projection == "identity":
+            raise _edge_error(spec, edge, f"projection: identity, but the spatial sizes differ ({h}x{w} vs {th}x{tw})")
+        upsample, factor = edge.upsample, (th // h, tw // w)
+    elif (h, w) != (th, tw):
         if edge.projection == "identity":
             raise _edge_error(spec, edge, f"projection: identity, but the spatial sizes differ ({h}x{w} vs {th}x{tw})")
         if edge.pool == "adaptive":
@@ -395,6 +487,9 @@ def plan_projection(spec: Spec, edge: Edge, src: Shape, dst: Shape) -> Projectio
         conv=conv,
         params=params,
         macs=c * out_c * th * tw if conv else 0,
+        upsample=upsample,
+        upsample_factor=factor,
+        delay=edge.delay,
     )
 
 
@@ -458,10 +553,18 @@ def infer_shapes(
         where = _node_where(spec, position)
         merge = None
         if isinstance(block.input, list):
-            merge = plan_merge(spec, node_id, [nodes[s].out_shape for s in sources], max_activation)
+            known = [nodes[s].out_shape if s in nodes else None for s in sources]
+            merge = plan_merge(spec, node_id, known, max_activation)
             merges[node_id] = merge
             in_shape = merge.out_shape
             total += merge.params
+        elif source is not None and source not in nodes:
+            raise ShapeError(
+                f"input '{source}' is delayed from a node computed later or from this node itself, so its shape "
+                "is not known before this node's; give a list input whose first item comes from an earlier node",
+                node=node_id,
+                **_input_where(spec, node_id, 0),
+            )
         try:
             block_shape = tuple(block.out_shape(in_shape))
             params = block.param_count(in_shape)
@@ -470,6 +573,8 @@ def infer_shapes(
             raise ShapeError(err.message, node=node_id, **where) from None
         out_c = block_shape[0]
         for edge in by_target[node_id]:
+            if edge.delay:  # planned once every node has its shape (below)
+                continue
             projection = plan_projection(spec, edge, nodes[edge.from_].out_shape, block_shape)
             projections[edge.key] = projection
             incoming[node_id].append(projection)
@@ -501,8 +606,26 @@ def infer_shapes(
             inputs=sources,
             merge=merge,
         )
+    # Delayed links may come from nodes computed later (feedback) or from the node itself.
+    for edge in spec.edges:
+        if not edge.delay:
+            continue
+        if edge.merge == "concat":
+            raise _edge_error(spec, edge, "a delayed edge cannot be merge: concat (it has no value at the first steps, and would widen its target)")
+        projection = plan_projection(spec, edge, nodes[edge.from_].out_shape, nodes[edge.to].block_shape)
+        projections[edge.key] = projection
+        incoming[edge.to].append(projection)
+        total += projection.params
+    for node_id, merge in list(merges.items()):
+        if None in merge.inputs:
+            merges[node_id] = _complete_merge(spec, merge, nodes)
+            nodes[node_id] = replace(nodes[node_id], merge=merges[node_id])
+            total += merges[node_id].params - merge.params
     # Order projections as the spec lists its edges.
     projections = {e.key: projections[e.key] for e in spec.edges}
+    rank = {e.key: i for i, e in enumerate(spec.edges)}
+    incoming = {k: sorted(v, key=lambda p: rank[p.edge.key]) for k, v in incoming.items()}
+    incoming = {k: tuple(v) for k, v in incoming.items()}
     return ShapePlan(
         spec=spec,
         graph=graph,
@@ -510,9 +633,26 @@ def infer_shapes(
         order=tuple(order),
         nodes=nodes,
         projections=projections,
-        incoming={k: tuple(v) for k, v in incoming.items()},
+        incoming=incoming,
         merges=merges,
+        time=plan_time(spec, order, incoming) if spec.time is not None else None,
     )
+
+
+def _complete_merge(spec: Spec, merge: Merge, nodes: dict[str, NodeShape]) -> Merge:
+    """Project the delayed inputs that :func:`plan_merge` left as ``None`` onto the merge's shape."""
+    block = spec.node(merge.node)
+    inputs = list(merge.inputs)
+    for k, (source, delay) in enumerate(zip(block.inputs, block.input_delays)):
+        if inputs[k] is not None:
+            continue
+        edge = Edge(**{"from": source, "to": merge.node, "delay": delay})
+        try:
+            inputs[k] = replace(plan_projection(spec, edge, nodes[source].out_shape, merge.out_shape), role="input")
+        except ShapeError as err:
+            message = err.message.split(": ", 1)[-1] if err.message.startswith(edge.name) else err.message
+            raise ShapeError(f"input '{source}': {message}", node=merge.node, **_input_where(spec, merge.node, k)) from None
+    return replace(merge, inputs=tuple(inputs))
 
 
 def _elements(shape: tuple[int, ...]) -> int:
