@@ -90,6 +90,9 @@ class CostTable:
     projections: tuple[CostRow, ...]
     #: Rows of the merges of list inputs (``input`` and ``merge`` rows), node by node.
     merges: tuple[CostRow, ...] = ()
+    #: For a spec with ``time``: scheme, steps, readout, runs per node and MACs per step
+    #: (:meth:`ShapePlan.to_dict`'s ``time``); ``None`` otherwise.
+    time: dict[str, Any] | None = None
 
     @property
     def rows(self) -> tuple[CostRow, ...]:
@@ -132,6 +135,7 @@ class CostTable:
             "nodes": [row(r) for r in self.nodes],
             "projections": [row(r) for r in self.projections],
             **({"merges": [row(r) for r in self.merges]} if self.merges else {}),
+            **({"time": self.time} if self.time is not None else {}),
         }
 
 
@@ -234,6 +238,7 @@ def count_cost(plan: ShapePlan) -> CostTable:
         nodes=tuple(nodes),
         projections=projections,
         merges=tuple(merges),
+        time=plan.to_dict().get("time"),
     )
 
 

@@ -17,7 +17,7 @@ import networkx as nx
 from pydantic import ValidationError
 
 from ..errors import ShapeError
-from .graph import check_graph, topological_order
+from .graph import check_graph, delayed_links, topological_order
 from .unroll import TimePlan, plan_time
 from ..spec.kinds import Shape, bn_params, conv_params
 from ..spec.models import Edge, InputShape, Spec
@@ -261,6 +261,7 @@ class ShapePlan:
                     "block": n.label,
                     "input": n.input,
                     **({"inputs": list(n.inputs), "aggregate": n.merge.aggregate} if n.merge else {}),
+                    **({"delays": list(d)} if any(d := self.spec.node(n.id).input_delays) else {}),
                     "in_shape": list(n.in_shape),
                     "out_shape": list(n.out_shape),
                     "params": n.params,
@@ -303,9 +304,8 @@ class ShapePlan:
                 "node_runs": {n: t.node_runs.get(n, 0) for n in self.order},
                 "step_macs": {str(k): v for k, v in sorted(self.step_macs().items())},
                 "delayed": [
-                    {"from": p.source, "to": p.target, "delay": p.delay, "role": p.role}
-                    for p in [*self.projections.values(), *(q for m in self.merges.values() for q in m.inputs)]
-                    if p.delay
+                    {"from": source, "to": target, "delay": delay, "role": what}
+                    for what, source, target, _, delay in delayed_links(self.graph)
                 ],
             }
         }

@@ -114,6 +114,10 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
     other.add_section()
     other.add_row("total", format_count(total.pool), format_count(total.bn), format_count(total.add), style="bold")
     console.print(other)
+    if table.time is not None:
+        from .main import _print_time
+
+        _print_time(table.time)
 
     edges = sum((r.cost for r in table.projections), type(total)())
     merged = sum((r.cost for r in table.merges), type(total)())

@@ -309,9 +309,10 @@ def _table(console: Any, title: str, columns: list[tuple[str, str]], rows: list[
 
 def _inputs_cell(node: dict[str, Any]) -> str:
     """The nodes table's input column: ``a``, or ``weighted: a, b, +3`` for a list input."""
+    delays = node.get("delays")
     if "inputs" not in node:
-        return node["input"] or "(input)"
-    shown = node["inputs"][:3]
+        return (node["input"] or "(input)") + (f" (delay {delays[0]})" if delays else "")
+    shown = [f"{i} (delay {d})" if d else i for i, d in zip(node["inputs"], delays or [0] * len(node["inputs"]))][:3]
     more = f", +{len(node['inputs']) - 3}" if len(node["inputs"]) > 3 else ""
     return f"{node['aggregate']}: {', '.join(shown)}{more}"
 
@@ -322,6 +323,22 @@ def _projections_cell(descriptions: list[str]) -> str:
     for d in descriptions:
         counts[d] = counts.get(d, 0) + 1
     return "; ".join(f"{n} x {d}" if n > 1 else d for d, n in counts.items())
+
+
+def _print_time(time: dict[str, Any]) -> None:
+    """The unrolling of a spec with ``time`` (issue 17): scheme, runs per node, delayed links, MACs per step."""
+    from ..build.shapes import format_count
+
+    steps = f"{time['steps']} steps, readout {time['readout']}" if time["scheme"] == "biological" else "steps per node"
+    click.echo(f"time: {time['scheme']}, {steps}")
+    own = time["node_steps"]
+    click.echo(
+        "runs per node: "
+        + ", ".join(f"{n} {r}" + (f"/{own[n]}" if r != own[n] else "") for n, r in time["node_runs"].items())
+    )
+    if time["delayed"]:
+        click.echo("delayed: " + ", ".join(f"{d['from']}->{d['to']} ({d['role']}, delay {d['delay']})" for d in time["delayed"]))
+    click.echo("MACs per step: " + ", ".join(f"{k}: {format_count(v)}" for k, v in time["step_macs"].items()))
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -353,7 +370,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for p in summary["projections"]:
             pool = "-" if p["pool"] is None else (f"{p['pool']} {'x'.join(map(str, p['pool_kernel']))}" if p["pool_kernel"] else p["pool"])
             conv = "-" if p["conv"] is None else f"1x1 {p['conv'][0]}->{p['conv'][1]} + BN"
-            merge = p["merge"] + (f", {p['gate']} gate" if "gate" in p else "")
+            merge = p["merge"] + (f", {p['gate']} gate" if "gate" in p else "") + (f", delay {p['delay']}" if "delay" in p else "")
+            if p["description"].split(" ")[1:2] == ["upsample"]:
+                pool = " ".join(p["description"].split(" ")[:3])
             rows.append((p["edge"], merge, pool, conv, f"{format_shape(p['in_shape'])} -> {format_shape(p['out_shape'])}", f"{p['params']:,}"))
         _table(
             console,
@@ -382,6 +401,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
     totals.add_row("fingerprint", summary["fingerprint"])
     console.print(totals)
+    if "time" in summary:
+        _print_time(summary["time"])
     if "saved" in summary:
         console.print(f"saved {summary['saved']}")
 
