@@ -113,7 +113,7 @@ def test_cornet_s_macs_match_at_224():
     assert abs(plan.macs - measured) <= 0.01 * measured, (plan.macs, measured)
 
 
-@pytest.mark.parametrize("name", ["z", "rt", "s"])
+@pytest.mark.parametrize("name", ["z", "rt", pytest.param("s", marks=pytest.mark.slow)])
 def test_cli_compile_prints_the_official_counts(name):
     result = CliRunner().invoke(main, ["compile", str(EXAMPLES / f"cornet-{name}.yaml"), "--input", "3x224x224", "--json"])
     assert result.exit_code == 0, result.output

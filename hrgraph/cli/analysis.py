@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .main import allow_imports_option, handle_errors, parse_shape
+from .main import _print_time, allow_imports_option, handle_errors, parse_shape
 from ..build.cost import CostRow, CostTable
 
 __all__ = ["summary", "analyze_command"]
@@ -115,8 +115,6 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
     other.add_row("total", format_count(total.pool), format_count(total.bn), format_count(total.add), style="bold")
     console.print(other)
     if table.time is not None:
-        from .main import _print_time
-
         _print_time(table.time)
 
     edges = sum((r.cost for r in table.projections), type(total)())
