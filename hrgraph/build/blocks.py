@@ -8,6 +8,9 @@ renaming prefixes only.  Each unit owns ``zero_init_last()``; the compiler calls
 it on every module that has it (timm's way), so new block kinds are not skipped.
 A block ending in a ReLU names it with ``final_activation()``, so that an
 analysis can read the block's value just before it (a pre-hook on that module).
+
+Why one module past 500 lines: every block kind's module and the projections are
+built through one registry, which must see them all; each class is short.
 """
 
 # No "from __future__ import annotations" here: doctest examples inherit the
@@ -28,6 +31,8 @@ from ..spec.kinds import (
     BottleneckBlock,
     ClassifierBlock,
     ConvBlock,
+    ConvLayerBlock,
+    CORnetSBlock,
     PlainBlock,
     PoolBlock,
     SepConvBlock,
@@ -313,6 +318,82 @@ def _build_sepconv(b: SepConvBlock, s: Shape) -> nn.Module:
     return SepConv(s[0], b.channels, b.stride)
 
 
+class ConvLayer(nn.Module):
+    """``convlayer``: conv (bias optional), norm (BatchNorm2d, GroupNorm or none), ReLU (optional), 3x3/2 max-pool (optional)."""
+
+    def __init__(self, b: ConvLayerBlock, cin: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, b.channels, b.kernel, stride=b.stride, padding=b.pad, bias=b.bias)
+        if b.norm == "batch":
+            self.norm = nn.BatchNorm2d(b.channels)
+        elif b.norm == "group":
+            self.norm = nn.GroupNorm(b.norm_groups, b.channels)
+        else:
+            self.norm = None
+        # Not in place: under time the input may be a value that later steps read again.
+        self.relu = nn.ReLU() if b.activation == "relu" else None
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1) if b.maxpool else None
+
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.relu is not None:
+            x = self.relu(x)
+        if self.pool is not None:
+            x = self.pool(x)
+        return _add(x, residual)
+
+
+class CORnetSArea(nn.Module):
+    """One CORnet-S area, every step in one call; attribute names are the official ``CORblock_S``'s.
+
+    The official code sets ``conv2.stride`` to 2 for step 0 and back to 1 after it; this
+    module calls ``conv2``'s weight at stride 2 functionally for step 0 instead, so the
+    module is never mutated in forward (``torch.compile`` and ``torch.export`` trace it
+    as is).  The computation is the same.
+    """
+
+    def __init__(self, b: CORnetSBlock, cin: int) -> None:
+        super().__init__()
+        c, wide = b.channels, b.wide
+        self.steps = b.step_count
+        self.conv_input = conv1x1(cin, c)
+        self.skip = conv1x1(c, c, stride=2)
+        self.norm_skip = nn.BatchNorm2d(c)
+        self.conv1 = conv1x1(c, wide)
+        self.nonlin1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(wide, wide, 3, stride=1, padding=1, bias=False)
+        self.nonlin2 = nn.ReLU(inplace=True)
+        self.conv3 = conv1x1(wide, c)
+        self.nonlin3 = nn.ReLU(inplace=True)
+        for t in range(self.steps):  # one set of norms per step, registered last as in the official code
+            setattr(self, f"norm1_{t}", nn.BatchNorm2d(wide))
+            setattr(self, f"norm2_{t}", nn.BatchNorm2d(wide))
+            setattr(self, f"norm3_{t}", nn.BatchNorm2d(c))
+
+    def forward(self, inp: Tensor, residual: Tensor | None = None) -> Tensor:
+        x = self.conv_input(inp)
+        for t in range(self.steps):
+            if t == 0:
+                skip = self.norm_skip(self.skip(x))
+            else:
+                skip = x
+            x = self.nonlin1(getattr(self, f"norm1_{t}")(self.conv1(x)))
+            if t == 0:
+                x = torch.nn.functional.conv2d(x, self.conv2.weight, None, 2, 1)
+            else:
+                x = self.conv2(x)
+            x = self.nonlin2(getattr(self, f"norm2_{t}")(x))
+            x = getattr(self, f"norm3_{t}")(self.conv3(x))
+            x = self.nonlin3(x + skip)
+        return _add(x, residual)
+
+    def zero_init_last(self) -> None:
+        for t in range(self.steps):
+            nn.init.zeros_(getattr(self, f"norm3_{t}").weight)
+
+
 class BuilderRegistry:
     """Module builders by block kind; a duplicate name is an error unless ``replace=True``."""
 
@@ -344,6 +425,8 @@ for _kind, _build in (
     ("classifier", _build_classifier),
     ("sepconv", _build_sepconv),
     ("identity", lambda b, s: Identity()),
+    ("convlayer", lambda b, s: ConvLayer(b, s[0])),
+    ("cornet_s", lambda b, s: CORnetSArea(b, s[0])),
 ):
     BUILDERS.register(_kind, _build)
 
@@ -427,6 +510,10 @@ def build_projection(p: Projection) -> nn.Module | None:
     if p.identity:
         return None
     layers: list[tuple[str, nn.Module]] = []
+    if p.upsample is not None:
+        # A top-down edge: upsample by the integer factor, then the 1x1 conv + BN at the finer size.
+        align = {"align_corners": False} if p.upsample == "bilinear" else {}
+        layers.append(("upsample", nn.Upsample(scale_factor=p.upsample_factor, mode=p.upsample, **align)))
     if p.pool == "adaptive":
         layers.append(("pool", nn.AdaptiveAvgPool2d(p.out_shape[1:])))
     elif p.pool == "avg":

@@ -20,18 +20,16 @@ forward adds nothing to it.  ``print(model.code)`` shows the source; it is
 compiled once, registered with :mod:`linecache` so tracebacks show it, and
 rebuilt (never pickled) when a model is unpickled or deep-copied.
 
-Why one module past 500 lines: the generated forward and the module class that runs
-it must agree line for line (names, order, deletions), so they are written together.
+The forward's source is written by :mod:`hrgraph.build.codegen`; this module
+compiles it and wires the modules it calls.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import functools
 import gc
 import hashlib
-import keyword
 import linecache
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -45,181 +43,10 @@ from .blocks import Gate, WeightedSum, build_block, build_projection, init_weigh
 from ..errors import CompileError, HrgraphError
 from ..files import atomic_open
 from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
+from .codegen import generate_forward, generate_unrolled
 from ..spec.models import Spec, load_spec, parse_edge_ref
 
-__all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
-
-_RESERVED = {"self", "x", "torch", "nodes", "projections", "inputs", "aggregates", "gates", "residual"}
-# Node ids that would shadow a builtin get a trailing underscore too, so that
-# the generated code stays safe to extend by hand.
-_TAKEN = frozenset(_RESERVED | set(dir(builtins)) | set(keyword.kwlist))
-
-
-def _variable_names(order: Iterable[str]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    taken = set(_TAKEN)
-    for node_id in order:
-        name = node_id
-        while name in taken:
-            name += "_"
-        names[node_id] = name
-        taken.add(name)
-    return names
-
-
-def _node_call(node_id: str, table: str = "nodes") -> str:
-    # A node id is an identifier, but may be a Python keyword ("class",
-    # "lambda", "None"): those modules are looked up by key, still under their id.
-    return f"{table}[{node_id!r}]" if keyword.iskeyword(node_id) else f"{table}.{node_id}"
-
-
-def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) -> str:
-    """Python source of the flat forward of ``plan``, skipping ``disabled`` edges.
-
-    One statement per node and per merge, in topological order; each
-    intermediate is deleted right after the statement that reads it last, so in inference a long-range edge keeps
-    alive only its source.  Summed terms after the first are added in place
-    into the fresh tensor the first sum made (autograd saves neither), which
-    spares one activation-sized temporary per term.  Linear in nodes plus
-    edges.
-
-    Parameters
-    ----------
-    plan : ShapePlan
-        From :func:`hrgraph.infer_shapes`.
-    disabled : iterable of (str, str)
-        Edge keys ``(from, to)`` to leave out.
-
-    Returns
-    -------
-    str
-        The source of ``def forward(self, x)``.
-
-    Examples
-    --------
-    >>> from hrgraph import load_spec, infer_shapes
-    >>> print(generate_forward(infer_shapes(load_spec("specs/resnet18.yaml"))))
-    def forward(self, x):
-        nodes = self.nodes
-        stem = nodes.stem(x)
-        stage1 = nodes.stage1(stem)
-        del stem
-        stage2 = nodes.stage2(stage1)
-        del stage1
-        stage3 = nodes.stage3(stage2)
-        del stage2
-        stage4 = nodes.stage4(stage3)
-        del stage3
-        head = nodes.head(stage4)
-        del stage4
-        return head
-    <BLANKLINE>
-    >>> code = generate_forward(infer_shapes(load_spec("specs/hiresnet18.yaml")))
-    >>> print(code[code.index("    stage4 ="):code.index("    head =")], end="")
-        stage4 = nodes.stage4(stage3)
-        del stage3
-        stage4 = stage4 + projections.stem__stage4(stem)
-        del stem
-        stage4 += projections.stage1__stage4(stage1)
-        del stage1
-        stage4 += projections.stage2__stage4(stage2)
-        del stage2
-    """
-    spec = plan.spec
-    off = set(disabled)
-    var = _variable_names(plan.order)
-    entry = spec.residuals.entry
-    post_relu = spec.residuals.activation == "relu"
-    statements: list[tuple[str, tuple[str, ...]]] = []  # (code, ids of the values it reads)
-
-    def term(p: Any) -> str:
-        src = var[p.source]
-        table = "inputs" if p.role == "input" else "projections"
-        value = src if p.identity else f"{table}.{p.module_name}({src})"
-        return value if p.gate == "none" else f"gates.{p.module_name}({value})"
-
-    for node_id in plan.order:
-        position = spec.node_index[node_id]
-        block = spec.nodes[position]
-        source = spec.main_input(position)
-        # The input x is not deleted: nn.Module.__call__ holds it until forward returns.
-        arg = "x" if source is None else var[source]
-        out = var[node_id]
-        merge = plan.nodes[node_id].merge
-        if merge is not None:
-            statements.extend(_merge_statements(merge, out, term))
-            arg, source = out, None  # the merge statements read the inputs
-        live = [p for p in plan.incoming[node_id] if p.edge.key not in off]
-        sums = [p for p in live if p.merge == "sum"]
-        cats = [p for p in live if p.merge == "concat"]
-        call = _node_call(node_id)
-        if sums and entry == "pre_activation" and block.has_final_activation:
-            if len(sums) == 1:
-                statements.append((f"{out} = {call}({arg}, {term(sums[0])})", (source, sums[0].source)))
-            else:
-                # One statement per term, not one long a + b + ... expression:
-                # thousands of terms would exceed the parser's recursion limit.
-                # The sources count as read by the node's statement, so they are
-                # released after it, as a single expression would release them.
-                statements.append((f"residual = {term(sums[0])} + {term(sums[1])}", ()))
-                statements.extend((f"residual += {term(p)}", ()) for p in sums[2:])
-                statements.append((f"{out} = {call}({arg}, residual)", (source, *(p.source for p in sums))))
-                statements.append(("del residual", ()))
-            sums = []
-        else:
-            statements.append((f"{out} = {call}({arg})", (source,)))
-        for i, p in enumerate(sums):
-            # The first sum makes a fresh tensor; adding the rest into it in
-            # place is safe even in training (a sum saves nothing for backward).
-            code = f"{out} = {out} + {term(p)}" if i == 0 else f"{out} += {term(p)}"
-            statements.append((code, (p.source,)))
-        if sums and post_relu:
-            statements.append((f"{out} = torch.relu_({out})", ()))
-        if cats:
-            parts = ", ".join([out] + [term(p) for p in cats])
-            statements.append((f"{out} = torch.cat([{parts}], 1)", tuple(p.source for p in cats)))
-
-    last_use: dict[str, int] = {}
-    for i, (_, reads) in enumerate(statements):
-        for r in reads:
-            if r is not None:  # None: the network input
-                last_use[r] = i
-    final = spec.nodes[-1].id
-    release: dict[int, list[str]] = {}
-    for value, i in last_use.items():
-        if value != final:
-            release.setdefault(i, []).append(var[value])
-
-    lines = ["def forward(self, x):", "    nodes = self.nodes"]
-    for table in ("projections", "inputs", "aggregates", "gates"):
-        if any(f"{table}." in code or f"{table}[" in code for code, _ in statements):
-            lines.append(f"    {table} = self.{table}")
-    for i, (code, _) in enumerate(statements):
-        lines.append(f"    {code}")
-        if i in release:
-            lines.append(f"    del {', '.join(release[i])}")
-    lines.append(f"    return {var[final]}")
-    return "\n".join(lines) + "\n"
-
-
-def _merge_statements(merge: Any, out: str, term: Any) -> list[tuple[str, tuple[str, ...]]]:
-    """Statements that merge a node's list input into the variable ``out``, before its block."""
-    terms = [term(p) for p in merge.inputs]
-    reads = tuple(p.source for p in merge.inputs)
-    if merge.aggregate == "weighted":
-        return [(f"{out} = {_node_call(merge.node, 'aggregates')}({', '.join(terms)})", reads)]
-    if merge.aggregate == "concat":
-        return [(f"{out} = torch.cat([{', '.join(terms)}], 1)", reads)]
-    if len(terms) == 1:
-        return [(f"{out} = {terms[0]}", reads)]
-    # As for edges: one statement per term, the rest added in place into the
-    # fresh tensor the first sum made.
-    statements = [(f"{out} = {terms[0]} + {terms[1]}", reads[:2])]
-    statements.extend((f"{out} += {t}", (r,)) for t, r in zip(terms[2:], reads[2:]))
-    if merge.aggregate == "mean":
-        statements.append((f"{out} /= {len(terms)}", ()))
-    return statements
-
+__all__ = ["HrNet", "compile_model", "generate_forward", "generate_unrolled", "save_checkpoint", "load_checkpoint"]
 
 @functools.lru_cache(maxsize=128)
 def _compile_source(source: str, name: str):
@@ -297,7 +124,8 @@ class HrNet(nn.Module):
     # -- forward ---------------------------------------------------------------
 
     def _generate(self) -> None:
-        self.code = generate_forward(self.plan, self._disabled)
+        generate = generate_unrolled if self.spec.time is not None else generate_forward
+        self.code = generate(self.plan, self._disabled)
         self._forward = _compile_source(self.code, self.spec.name or "spec")
 
     def forward(self, x: Tensor) -> Tensor:

@@ -25,6 +25,11 @@ projection onto the merge; a concat or identity input costs nothing) and one
 ``merge`` row for the merge itself: the adds of ``sum``, ``mean`` and
 ``weighted`` (whose scaling and division are not counted, like ReLUs) and the
 weights of ``weighted``.  An edge's ``gate`` weight is in its projection row.
+
+A spec with a ``time`` section runs a row's work once per step it runs at
+(:mod:`hrgraph.build.unroll`): every count but ``params`` is multiplied by
+that number of runs (0 for a node that is silent at every step), so the
+rows still sum to the plan's totals.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class CostTable:
     projections: tuple[CostRow, ...]
     #: Rows of the merges of list inputs (``input`` and ``merge`` rows), node by node.
     merges: tuple[CostRow, ...] = ()
+    #: For a spec with ``time``: scheme, steps, readout, runs per node and MACs per step
+    #: (:meth:`ShapePlan.to_dict`'s ``time``); ``None`` otherwise.
+    time: dict[str, Any] | None = None
 
     @property
     def rows(self) -> tuple[CostRow, ...]:
@@ -127,6 +135,7 @@ class CostTable:
             "nodes": [row(r) for r in self.nodes],
             "projections": [row(r) for r in self.projections],
             **({"merges": [row(r) for r in self.merges]} if self.merges else {}),
+            **({"time": self.time} if self.time is not None else {}),
         }
 
 
@@ -157,6 +166,8 @@ def _projection_label(p: Projection) -> str:
     if p.identity:
         return "identity" + gate
     parts = []
+    if p.upsample is not None:
+        parts.append(f"{p.upsample} x{p.upsample_factor[0]}" if p.upsample_factor[0] == p.upsample_factor[1] else f"{p.upsample} {p.upsample_factor[0]}x{p.upsample_factor[1]}")
     if p.pool == "adaptive":
         parts.append(f"adaptive {p.out_shape[1]}x{p.out_shape[2]}")
     elif p.pool is not None:
@@ -166,8 +177,9 @@ def _projection_label(p: Projection) -> str:
     return " + ".join(parts) + gate
 
 
-def _cost(params: int, macs: int, activations: int, ops: OpCounts) -> Cost:
-    return Cost(params=params, macs=macs, activations=activations, pool=ops.pool, bn=ops.bn, add=ops.add)
+def _cost(params: int, macs: int, activations: int, ops: OpCounts, runs: int = 1) -> Cost:
+    # Weights are shared across steps; the work is done once per run.
+    return Cost(params=params, macs=macs * runs, activations=activations * runs, pool=ops.pool * runs, bn=ops.bn * runs, add=ops.add * runs)
 
 
 def count_cost(plan: ShapePlan) -> CostTable:
@@ -202,17 +214,22 @@ def count_cost(plan: ShapePlan) -> CostTable:
         n = plan.nodes[node_id]
         block = spec.nodes[spec.node_index[node_id]]
         ops = block.op_counts(n.in_shape)
-        nodes.append(CostRow("node", node_id, n.label, n.out_shape, _cost(n.params, n.macs, prod(n.out_shape), ops)))
-    projections = tuple(_row("projection", p.name, p) for p in plan.projections.values())
+        runs = plan.runs("node", node_id)
+        nodes.append(CostRow("node", node_id, n.label, n.out_shape, _cost(n.params, n.macs, prod(n.out_shape), ops, runs)))
+    projections = tuple(_row("projection", p.name, p, plan.runs("edge", key)) for key, p in plan.projections.items())
     merges: list[CostRow] = []
     for merge in plan.merges.values():
-        merges.extend(_row("input", f"{p.source}->{merge.node} (input)", p) for p in merge.inputs)
+        merges.extend(
+            _row("input", f"{p.source}->{merge.node} (input)", p, plan.runs("input", (merge.node, k)))
+            for k, p in enumerate(merge.inputs)
+        )
         n = len(merge.inputs)
         elements = prod(merge.out_shape)
         adds = 0 if merge.aggregate == "concat" else (n - 1) * elements
         own = merge.params - sum(p.params for p in merge.inputs)
         label = f"{merge.aggregate} of {n}"
-        merges.append(CostRow("merge", f"{merge.node} ({merge.aggregate})", label, merge.out_shape, _cost(own, 0, elements if n > 1 else 0, OpCounts(add=adds))))
+        runs = plan.runs("node", merge.node)
+        merges.append(CostRow("merge", f"{merge.node} ({merge.aggregate})", label, merge.out_shape, _cost(own, 0, elements if n > 1 else 0, OpCounts(add=adds), runs)))
     return CostTable(
         name=spec.name,
         fingerprint=spec.fingerprint,
@@ -221,8 +238,10 @@ def count_cost(plan: ShapePlan) -> CostTable:
         nodes=tuple(nodes),
         projections=projections,
         merges=tuple(merges),
+        time=plan.to_dict().get("time"),
     )
 
 
-def _row(kind: str, name: str, p: Projection) -> CostRow:
-    return CostRow(kind, name, _projection_label(p), p.out_shape, _cost(p.params, p.macs, 0 if p.identity else prod(p.out_shape), _projection_ops(p)))
+def _row(kind: str, name: str, p: Projection, runs: int = 1) -> CostRow:
+    label = _projection_label(p) + (f" (delay {p.delay})" if p.delay else "")
+    return CostRow(kind, name, label, p.out_shape, _cost(p.params, p.macs, 0 if p.identity else prod(p.out_shape), _projection_ops(p), runs))

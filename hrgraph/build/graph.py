@@ -16,7 +16,7 @@ import networkx as nx
 from ..errors import CycleError, GraphError, UnknownNodeError, did_you_mean
 from ..spec.models import Spec
 
-__all__ = ["check_graph", "topological_order"]
+__all__ = ["check_graph", "topological_order", "delayed_links"]
 
 
 def _where(spec: Spec, *loc: Any) -> dict[str, Any]:
@@ -93,10 +93,19 @@ def check_graph(spec: Spec) -> nx.DiGraph:
             if source in seen:
                 raise GraphError(f"input lists '{source}' twice", node=node.id, **_where(spec, *at))
             seen.add(source)
+    # Delayed links (an ``input`` item or an edge with ``delay`` >= 1) read an earlier step, so
+    # they may close a cycle (feedback, a node's own recurrence): they stay out of the DAG and
+    # are kept aside, as ("input", source, target, k, delay) and ("edge", source, target, j, delay).
+    delayed: list[tuple[str, str, str, int, int]] = []
     for i in range(1, len(spec.nodes)):
-        for source in spec.node_inputs(i):
-            graph.add_edge(source, spec.nodes[i].id, main=True, residual=None)
+        delays = spec.nodes[i].input_delays or (0,)
+        for k, (source, delay) in enumerate(zip(spec.node_inputs(i), delays)):
+            if delay:
+                delayed.append(("input", source, spec.nodes[i].id, k, delay))
+            else:
+                graph.add_edge(source, spec.nodes[i].id, main=True, residual=None)
 
+    delayed_edges: dict[tuple[str, str], int] = {}
     for j, edge in enumerate(spec.edges):
         for end, field in ((edge.from_, "from"), (edge.to, "to")):
             if end not in graph:
@@ -105,7 +114,7 @@ def check_graph(spec: Spec) -> nx.DiGraph:
                     edge=edge.name,
                     **_where(spec, "edges", j, field),
                 )
-        if edge.from_ == edge.to:
+        if edge.from_ == edge.to and not edge.delay:
             raise CycleError(
                 "an edge from a node to itself is a cycle",
                 cycle=[edge.from_],
@@ -125,7 +134,24 @@ def check_graph(spec: Spec) -> nx.DiGraph:
                 edge=edge.name,
                 **_where(spec, "edges", j, "to"),
             )
+        if edge.delay:
+            first = delayed_edges.get(edge.key)
+            data = graph.get_edge_data(edge.from_, edge.to)
+            if first is None and data is not None and data.get("residual") is not None:
+                first = data["edge_index"]
+            if first is not None:
+                raise GraphError(
+                    f"duplicate edge {edge.name} (first given as edge {first + 1}); an edge's delay does not make "
+                    "it another edge",
+                    edge=edge.name,
+                    **_where(spec, "edges", j),
+                )
+            delayed_edges[edge.key] = j
+            delayed.append(("edge", edge.from_, edge.to, j, edge.delay))
+            continue
         data = graph.get_edge_data(edge.from_, edge.to)
+        if data is None and edge.key in delayed_edges:
+            data = {"residual": True, "edge_index": delayed_edges[edge.key]}
         if data is not None and data.get("residual") is not None:
             raise GraphError(
                 f"duplicate edge {edge.name} (first given as edge {data['edge_index'] + 1})",
@@ -144,9 +170,60 @@ def check_graph(spec: Spec) -> nx.DiGraph:
                 node=node.id,
                 **_where(spec, "nodes", i),
             )
+    graph.graph["delayed"] = tuple(delayed)
+    _check_time(spec, delayed)
     _check_acyclic(spec, graph)
-    _check_reachability(spec, graph)
+    _check_reachability(spec, graph, delayed)
     return graph
+
+
+def delayed_links(graph: nx.DiGraph) -> tuple[tuple[str, str, str, int, int], ...]:
+    """The delayed links :func:`check_graph` kept out of the DAG: ``(what, source, target, index, delay)``.
+
+    ``what`` is ``"input"`` (``index``: the item of the target's ``input``) or ``"edge"``
+    (``index``: the position in ``spec.edges``).
+    """
+    return graph.graph.get("delayed", ())
+
+
+def _check_time(spec: Spec, delayed: list[tuple[str, str, str, int, int]]) -> None:
+    """What needs a ``time`` section, and what the sequential scheme cannot unroll."""
+    time = spec.time
+    for what, source, target, index, delay in delayed:
+        at = ("edges", index, "delay") if what == "edge" else ("nodes", spec.node_index[target], "input")
+        who = {"edge": f"{source}->{target}"} if what == "edge" else {"node": target}
+        if time is None:
+            raise GraphError(
+                f"delay: {delay} needs the network to run in time: add 'time: {{steps: N}}' to the spec",
+                **who,
+                **_where(spec, *at),
+            )
+        if time.scheme == "sequential" and source != target:
+            raise GraphError(
+                f"scheme: sequential runs each node's steps to completion before the next node starts, so a "
+                f"delayed link must be a node's own recurrence (a self-loop), not {source}->{target}; "
+                "use scheme: biological for feedback between nodes",
+                **who,
+                **_where(spec, *at),
+            )
+        if source == target and what == "input" and spec.node(target).owns_steps:
+            raise GraphError(f"a {spec.node(target).kind} block runs its own steps; it takes no self-loop", **who, **_where(spec, *at))
+    for i, node in enumerate(spec.nodes):
+        if node.steps is not None and not node.owns_steps and (time is None or time.scheme != "sequential"):
+            raise GraphError(
+                "steps on a node applies under time: {scheme: sequential} (in the biological scheme every node "
+                "runs time.steps steps)",
+                node=node.id,
+                **_where(spec, "nodes", i, "steps"),
+            )
+        if node.idle is not None and time is None:
+            raise GraphError("idle applies to a spec with a time section", node=node.id, **_where(spec, "nodes", i, "idle"))
+    if time is not None and time.scheme == "sequential" and time.readout != "last":
+        raise GraphError(
+            f"readout: {time.readout} reads every step of the network, which scheme: sequential has not "
+            "(each node has its own); use scheme: biological",
+            **_where(spec, "time", "readout"),
+        )
 
 
 def _check_acyclic(spec: Spec, graph: nx.DiGraph) -> None:
@@ -167,11 +244,15 @@ def _check_acyclic(spec: Spec, graph: nx.DiGraph) -> None:
     raise CycleError(f"cycle {text}", cycle=names, node=node, **_where(spec, "nodes", spec.node_index[node], "input"))
 
 
-def _check_reachability(spec: Spec, graph: nx.DiGraph) -> None:
+def _check_reachability(spec: Spec, graph: nx.DiGraph, delayed: list[tuple[str, str, str, int, int]] = ()) -> None:
     # Every node but the first has a main input, so in an acyclic spec every
     # node is reachable from the first one by construction; what can go wrong
-    # is a branch whose output is never used.
+    # is a branch whose output is never used.  A delayed link uses its source
+    # too (at a later step).
     last = spec.nodes[-1].id
+    if delayed:
+        graph = graph.copy()
+        graph.add_edges_from((source, target) for _, source, target, _, _ in delayed if source != target)
     feeding = nx.ancestors(graph, last) | {last}
     for i, node in enumerate(spec.nodes):
         if node.id not in feeding:

@@ -7,21 +7,21 @@ stride = the integer spatial ratio) where the spatial sizes differ, then a 1x1
 convolution without bias and a batch norm; an edge whose shapes match is the
 identity unless it asks for a convolution.
 
-Why one module past 500 lines: shape inference and the projection plan are one walk
-over the graph (each edge's projection is decided by the shapes at its ends), and the
-limits are checked during that walk, before anything is allocated.
+The plan it returns (:class:`ShapePlan` and its parts) is defined in
+:mod:`hrgraph.build.plan`, and re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-import networkx as nx
 from pydantic import ValidationError
 
 from ..errors import ShapeError
 from .graph import check_graph, topological_order
+from .plan import format_count, format_shape, Projection, Merge, NodeShape, ShapePlan  # noqa: F401 (re-exported)
+from .unroll import plan_time
 from ..spec.kinds import Shape, bn_params, conv_params
 from ..spec.models import Edge, InputShape, Spec
 
@@ -36,237 +36,10 @@ MAX_PARAMS = 2_000_000_000
 MAX_ACTIVATION = 1 << 28
 
 
-def format_count(n: int) -> str:
-    """Compact count: ``33.8k``, ``11.7M``.
-
-    Examples
-    --------
-    >>> format_count(33792), format_count(11689512), format_count(512)
-    ('33.8k', '11.7M', '512')
-    """
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
-def format_shape(shape: tuple[int, ...]) -> str:
-    """``64x32x32`` for ``(64, 32, 32)``.
-
-    Examples
-    --------
-    >>> format_shape((512, 4, 4))
-    '512x4x4'
-    """
-    return "x".join(str(v) for v in shape)
-
-
-@dataclass(frozen=True)
-class Projection:
-    """What the compiler inserts on one long-range edge.
-
-    ``pool`` is ``None``, ``"avg"``, ``"max"`` (kernel = stride = ``pool_kernel``)
-    or ``"adaptive"`` (adaptive average pooling to the target's size); ``conv``
-    is ``None`` or ``(in_channels, out_channels)`` of the 1x1 conv + BN.
-    """
-
-    edge: Edge
-    in_shape: Shape
-    out_shape: Shape
-    pool: str | None
-    pool_kernel: tuple[int, int] | None
-    conv: tuple[int, int] | None
-    params: int
-    macs: int
-    #: ``"edge"``: a long-range edge (``model.projections``); ``"input"``: one
-    #: input of a node's list ``input``, projected onto the merge's shape (``model.inputs``).
-    role: str = "edge"
-
-    @property
-    def source(self) -> str:
-        return self.edge.from_
-
-    @property
-    def target(self) -> str:
-        return self.edge.to
-
-    @property
-    def name(self) -> str:
-        return self.edge.name
-
-    @property
-    def module_name(self) -> str:
-        return self.edge.module_name
-
-    @property
-    def merge(self) -> str:
-        return self.edge.merge
-
-    @property
-    def identity(self) -> bool:
-        return self.pool is None and self.conv is None
-
-    @property
-    def gate(self) -> str:
-        """``none``, ``scalar`` or ``sigmoid`` (the edge's learnable weight; its one parameter is in ``params``)."""
-        return self.edge.gate
-
-    def describe(self) -> str:
-        """One line, e.g. ``avgpool 4 -> 1x1 conv 64->512 + BN, 33.8k params``."""
-        gate = "" if self.gate == "none" else f", {self.gate} gate"
-        if self.identity:
-            return f"identity{gate}"
-        parts = []
-        if self.pool == "adaptive":
-            parts.append(f"adaptive avgpool {self.out_shape[1]}x{self.out_shape[2]}")
-        elif self.pool is not None:
-            kh, kw = self.pool_kernel
-            parts.append(f"{self.pool}pool {kh}" if kh == kw else f"{self.pool}pool {kh}x{kw}")
-        if self.conv is not None:
-            parts.append(f"1x1 conv {self.conv[0]}->{self.conv[1]} + BN")
-        text = " -> ".join(parts) + gate
-        return f"{text}, {format_count(self.params)} params" if self.conv else text
-
-
-@dataclass(frozen=True)
-class Merge:
-    """How a node's list ``input`` is merged before its block.
-
-    ``inputs`` holds one projection per listed node, onto ``out_shape`` (for
-    ``concat``, onto its own channels and the common spatial size).  ``params``
-    counts the projections and, for ``weighted``, one weight per input.
-    """
-
-    node: str
-    aggregate: str
-    inputs: tuple[Projection, ...]
-    out_shape: Shape
-
-    @property
-    def params(self) -> int:
-        return sum(p.params for p in self.inputs) + (len(self.inputs) if self.aggregate == "weighted" else 0)
-
-    @property
-    def macs(self) -> int:
-        return sum(p.macs for p in self.inputs)
-
-    def describe(self) -> str:
-        """One line, e.g. ``weighted of 3 inputs, 3 params``."""
-        text = f"{self.aggregate} of {len(self.inputs)} inputs"
-        return f"{text}, {format_count(self.params)} params" if self.params else text
-
-
-@dataclass(frozen=True)
-class NodeShape:
-    """Shapes of one node: its input, its block's output, and its output after merges."""
-
-    id: str
-    kind: str
-    label: str
-    input: str | None
-    in_shape: Shape
-    block_shape: Shape
-    out_shape: Shape
-    params: int
-    macs: int
-    #: Every node feeding this one, in order (``input`` is the first); ``None`` is the network input.
-    inputs: tuple[str | None, ...] = ()
-    #: The merge of a list ``input``, or ``None``.
-    merge: Merge | None = None
-
-
-@dataclass(frozen=True)
-class ShapePlan:
-    """Everything the compiler and the renderer need, computed from the spec alone."""
-
-    spec: Spec
-    graph: nx.DiGraph = field(repr=False)
-    input_shape: Shape
-    order: tuple[str, ...]
-    nodes: dict[str, NodeShape]
-    projections: dict[tuple[str, str], Projection]
-    incoming: dict[str, tuple[Projection, ...]]
-    #: The merges of nodes with a list ``input``, by node id, in topological order.
-    merges: dict[str, Merge] = field(default_factory=dict)
-
-    @property
-    def params(self) -> int:
-        """Learnable parameters of the whole network."""
-        return (
-            sum(n.params for n in self.nodes.values())
-            + sum(p.params for p in self.projections.values())
-            + sum(m.params for m in self.merges.values())
-        )
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates of one forward pass of one sample (convolutions and linear layers)."""
-        return (
-            sum(n.macs for n in self.nodes.values())
-            + sum(p.macs for p in self.projections.values())
-            + sum(m.macs for m in self.merges.values())
-        )
-
-    @property
-    def output_shape(self) -> Shape:
-        return self.nodes[self.spec.nodes[-1].id].out_shape
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (what ``hrgraph compile --json`` prints)."""
-        return {
-            "name": self.spec.name,
-            "fingerprint": self.spec.fingerprint,
-            "input": list(self.input_shape),
-            "output": list(self.output_shape),
-            "params": self.params,
-            "macs": self.macs,
-            "nodes": [
-                {
-                    "id": n.id,
-                    "kind": n.kind,
-                    "block": n.label,
-                    "input": n.input,
-                    **({"inputs": list(n.inputs), "aggregate": n.merge.aggregate} if n.merge else {}),
-                    "in_shape": list(n.in_shape),
-                    "out_shape": list(n.out_shape),
-                    "params": n.params,
-                }
-                for n in (self.nodes[i] for i in self.order)
-            ],
-            "projections": [
-                {
-                    "edge": p.name,
-                    "from": p.source,
-                    "to": p.target,
-                    "merge": p.merge,
-                    "pool": p.pool,
-                    "pool_kernel": list(p.pool_kernel) if p.pool_kernel else None,
-                    "conv": list(p.conv) if p.conv else None,
-                    "in_shape": list(p.in_shape),
-                    "out_shape": list(p.out_shape),
-                    "params": p.params,
-                    **({"gate": p.gate} if p.gate != "none" else {}),
-                    "description": p.describe(),
-                }
-                for p in self.projections.values()
-            ],
-            **({"merges": [_merge_dict(m) for m in self.merges.values()]} if self.merges else {}),
-        }
-
-
-def _merge_dict(m: Merge) -> dict[str, Any]:
-    return {
-        "node": m.node,
-        "aggregate": m.aggregate,
-        "inputs": [p.source for p in m.inputs],
-        "out_shape": list(m.out_shape),
-        "params": m.params,
-        "projections": [p.describe() for p in m.inputs],
-    }
-
-
 def _edge_error(spec: Spec, edge: Edge, message: str) -> ShapeError:
-    index = next(i for i, e in enumerate(spec.edges) if e.key == edge.key)
+    index = next((i for i, e in enumerate(spec.edges) if e.key == edge.key), None)
+    if index is None:  # one item of a list input (its caller locates it)
+        return ShapeError(message, path=spec.path)
     mark = spec.locate("edges", index)
     where = {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
     return ShapeError(message, edge=edge.name, **where)
@@ -310,6 +83,20 @@ def plan_merge(spec: Spec, node_id: str, shapes: list[Shape], max_activation: in
     """
     block = spec.node(node_id)
     sources = block.inputs
+    delays = block.input_delays
+    # A delayed input from a node computed later (or from the node itself) has no shape yet
+    # (None): the merge's shape comes from the others, and infer_shapes projects it afterwards.
+    known = [k for k, shape in enumerate(shapes) if shape is not None]
+    if len(known) < len(shapes):
+        later = sources[next(k for k, shape in enumerate(shapes) if shape is None)]
+        if not known or block.aggregate == "concat":
+            why = "every input is" if not known else "with aggregate: concat, an input's channels widen the node, so no input can be"
+            raise ShapeError(
+                f"{why} delayed from a node computed later or from the node itself ('{later}'), whose shape is "
+                "not known before this node's; list an input from an earlier node",
+                node=node_id,
+                **_input_where(spec, node_id, known[0] if known else 0),
+            )
     if block.aggregate == "concat":
         size = shapes[0][1:]
         for k, shape in enumerate(shapes):
@@ -324,8 +111,9 @@ def plan_merge(spec: Spec, node_id: str, shapes: list[Shape], max_activation: in
         out: Shape = (sum(s[0] for s in shapes), size[0], size[1])
         targets = list(shapes)
     else:
-        h, w = min(s[1] for s in shapes), min(s[2] for s in shapes)
-        for k, (_, sh, sw) in enumerate(shapes):
+        h, w = min(shapes[k][1] for k in known), min(shapes[k][2] for k in known)
+        for k in known:
+            _, sh, sw = shapes[k]
             if sh % h or sw % w:
                 raise ShapeError(
                     f"input '{sources[k]}' is {sh}x{sw}, not an integer multiple of the merge's {h}x{w} "
@@ -333,15 +121,17 @@ def plan_merge(spec: Spec, node_id: str, shapes: list[Shape], max_activation: in
                     node=node_id,
                     **_input_where(spec, node_id, k),
                 )
-        out = (shapes[0][0], h, w)
+        out = (shapes[known[0]][0], h, w)
         targets = [out] * len(shapes)
     if _elements(out) > max_activation:
         raise ShapeError(
             f"merged input {_too_large(out, max_activation)}", node=node_id, **_node_where(spec, spec.node_index[node_id])
         )
     inputs = tuple(
-        replace(plan_projection(spec, Edge(**{"from": source, "to": node_id}), shape, target), role="input")
-        for source, shape, target in zip(sources, shapes, targets)
+        None
+        if shape is None
+        else replace(plan_projection(spec, Edge(**{"from": source, "to": node_id, "delay": delay}), shape, target), role="input")
+        for source, delay, shape, target in zip(sources, delays, shapes, targets)
     )
     return Merge(node=node_id, aggregate=block.aggregate, inputs=inputs, out_shape=out)
 
@@ -351,21 +141,33 @@ def plan_projection(spec: Spec, edge: Edge, src: Shape, dst: Shape) -> Projectio
 
     For a concat edge only the spatial size of ``dst`` matters.
 
+    A coarser source is upsampled (``edge.upsample``) by the integer factor, then
+    gets the 1x1 conv + BN where channels differ.
+
     Raises
     ------
     ShapeError
-        The edge would need upsampling, the spatial ratio is not an integer
+        Upsampling by a non-integer factor, the spatial ratio is not an integer
         (and the edge does not ask for adaptive pooling), or an ``identity``
         edge joins different shapes.
     """
     c, h, w = src
     tc, th, tw = dst
-    pool = kernel = None
+    pool = kernel = upsample = factor = None
     if th > h or tw > w:
-        raise _edge_error(
-            spec, edge, f"source is {h}x{w} but target is {th}x{tw}: the edge would need upsampling, which hrgraph does not insert"
-        )
-    if (h, w) != (th, tw):
+        # A top-down edge (feedback, an FPN/U-Net path): upsample by an integer factor, the
+        # mirror of the average pooling below; the 1x1 conv + BN then runs at the finer size.
+        if th < h or tw < w or th % h or tw % w:
+            raise _edge_error(
+                spec,
+                edge,
+                f"source is {h}x{w} but target is {th}x{tw}: upsampling needs an integer factor on both axes "
+                "(and pooling an integer ratio), so this pair of sizes cannot be joined",
+            )
+        if edge.projection == "identity":
+            raise _edge_error(spec, edge, f"projection: identity, but the spatial sizes differ ({h}x{w} vs {th}x{tw})")
+        upsample, factor = edge.upsample, (th // h, tw // w)
+    elif (h, w) != (th, tw):
         if edge.projection == "identity":
             raise _edge_error(spec, edge, f"projection: identity, but the spatial sizes differ ({h}x{w} vs {th}x{tw})")
         if edge.pool == "adaptive":
@@ -399,6 +201,9 @@ def plan_projection(spec: Spec, edge: Edge, src: Shape, dst: Shape) -> Projectio
         conv=conv,
         params=params,
         macs=c * out_c * th * tw if conv else 0,
+        upsample=upsample,
+        upsample_factor=factor,
+        delay=edge.delay,
     )
 
 
@@ -462,10 +267,18 @@ def infer_shapes(
         where = _node_where(spec, position)
         merge = None
         if isinstance(block.input, list):
-            merge = plan_merge(spec, node_id, [nodes[s].out_shape for s in sources], max_activation)
+            known = [nodes[s].out_shape if s in nodes else None for s in sources]
+            merge = plan_merge(spec, node_id, known, max_activation)
             merges[node_id] = merge
             in_shape = merge.out_shape
             total += merge.params
+        elif source is not None and source not in nodes:
+            raise ShapeError(
+                f"input '{source}' is delayed from a node computed later or from this node itself, so its shape "
+                "is not known before this node's; give a list input whose first item comes from an earlier node",
+                node=node_id,
+                **_input_where(spec, node_id, 0),
+            )
         try:
             block_shape = tuple(block.out_shape(in_shape))
             params = block.param_count(in_shape)
@@ -474,6 +287,8 @@ def infer_shapes(
             raise ShapeError(err.message, node=node_id, **where) from None
         out_c = block_shape[0]
         for edge in by_target[node_id]:
+            if edge.delay:  # planned once every node has its shape (below)
+                continue
             projection = plan_projection(spec, edge, nodes[edge.from_].out_shape, block_shape)
             projections[edge.key] = projection
             incoming[node_id].append(projection)
@@ -505,8 +320,26 @@ def infer_shapes(
             inputs=sources,
             merge=merge,
         )
+    # Delayed links may come from nodes computed later (feedback) or from the node itself.
+    for edge in spec.edges:
+        if not edge.delay:
+            continue
+        if edge.merge == "concat":
+            raise _edge_error(spec, edge, "a delayed edge cannot be merge: concat (it has no value at the first steps, and would widen its target)")
+        projection = plan_projection(spec, edge, nodes[edge.from_].out_shape, nodes[edge.to].block_shape)
+        projections[edge.key] = projection
+        incoming[edge.to].append(projection)
+        total += projection.params
+    for node_id, merge in list(merges.items()):
+        if None in merge.inputs:
+            merges[node_id] = _complete_merge(spec, merge, nodes)
+            nodes[node_id] = replace(nodes[node_id], merge=merges[node_id])
+            total += merges[node_id].params - merge.params
     # Order projections as the spec lists its edges.
     projections = {e.key: projections[e.key] for e in spec.edges}
+    rank = {e.key: i for i, e in enumerate(spec.edges)}
+    incoming = {k: sorted(v, key=lambda p: rank[p.edge.key]) for k, v in incoming.items()}
+    incoming = {k: tuple(v) for k, v in incoming.items()}
     return ShapePlan(
         spec=spec,
         graph=graph,
@@ -514,9 +347,26 @@ def infer_shapes(
         order=tuple(order),
         nodes=nodes,
         projections=projections,
-        incoming={k: tuple(v) for k, v in incoming.items()},
+        incoming=incoming,
         merges=merges,
+        time=plan_time(spec, order, incoming) if spec.time is not None else None,
     )
+
+
+def _complete_merge(spec: Spec, merge: Merge, nodes: dict[str, NodeShape]) -> Merge:
+    """Project the delayed inputs that :func:`plan_merge` left as ``None`` onto the merge's shape."""
+    block = spec.node(merge.node)
+    inputs = list(merge.inputs)
+    for k, (source, delay) in enumerate(zip(block.inputs, block.input_delays)):
+        if inputs[k] is not None:
+            continue
+        edge = Edge(**{"from": source, "to": merge.node, "delay": delay})
+        try:
+            inputs[k] = replace(plan_projection(spec, edge, nodes[source].out_shape, merge.out_shape), role="input")
+        except ShapeError as err:
+            message = err.message.split(": ", 1)[-1] if err.message.startswith(edge.name) else err.message
+            raise ShapeError(f"input '{source}': {message}", node=merge.node, **_input_where(spec, merge.node, k)) from None
+    return replace(merge, inputs=tuple(inputs))
 
 
 def _elements(shape: tuple[int, ...]) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .common import allow_imports_option, handle_errors, parse_shape
+from .common import allow_imports_option, handle_errors, parse_shape, print_time
 from ..build.cost import CostRow, CostTable
 
 __all__ = ["summary", "analyze_command"]
@@ -114,6 +114,8 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
     other.add_section()
     other.add_row("total", format_count(total.pool), format_count(total.bn), format_count(total.add), style="bold")
     console.print(other)
+    if table.time is not None:
+        print_time(table.time)
 
     edges = sum((r.cost for r in table.projections), type(total)())
     merged = sum((r.cost for r in table.merges), type(total)())

@@ -195,3 +195,19 @@ def emit_generated(spec: Any, command: list[str], out: Path | None, summary: str
         return
     write_atomic(out, generated_header(command + ["-o", str(out)], **header) + spec.to_yaml())
     click.echo(f"wrote {out}: {summary}")
+
+
+def print_time(time: dict[str, Any]) -> None:
+    """The unrolling of a spec with ``time``: scheme, runs per node, delayed links, MACs per step."""
+    from ..build.shapes import format_count
+
+    steps = f"{time['steps']} steps, readout {time['readout']}" if time["scheme"] == "biological" else "steps per node"
+    click.echo(f"time: {time['scheme']}, {steps}")
+    own = time["node_steps"]
+    click.echo(
+        "runs per node: "
+        + ", ".join(f"{n} {r}" + (f"/{own[n]}" if r != own[n] else "") for n, r in time["node_runs"].items())
+    )
+    if time["delayed"]:
+        click.echo("delayed: " + ", ".join(f"{d['from']}->{d['to']} ({d['role']}, delay {d['delay']})" for d in time["delayed"]))
+    click.echo("MACs per step: " + ", ".join(f"{k}: {format_count(v)}" for k, v in time["step_macs"].items()))

@@ -22,6 +22,7 @@ from .common import (
     handle_errors,
     max_activation_option,
     parse_shape,
+    print_time,
     refuse_input,
 )
 
@@ -171,9 +172,10 @@ def _table(console: Any, title: str, columns: list[tuple[str, str]], rows: list[
 
 def _inputs_cell(node: dict[str, Any]) -> str:
     """The nodes table's input column: ``a``, or ``weighted: a, b, +3`` for a list input."""
+    delays = node.get("delays")
     if "inputs" not in node:
-        return node["input"] or "(input)"
-    shown = node["inputs"][:3]
+        return (node["input"] or "(input)") + (f" (delay {delays[0]})" if delays else "")
+    shown = [f"{i} (delay {d})" if d else i for i, d in zip(node["inputs"], delays or [0] * len(node["inputs"]))][:3]
     more = f", +{len(node['inputs']) - 3}" if len(node["inputs"]) > 3 else ""
     return f"{node['aggregate']}: {', '.join(shown)}{more}"
 
@@ -215,7 +217,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for p in summary["projections"]:
             pool = "-" if p["pool"] is None else (f"{p['pool']} {'x'.join(map(str, p['pool_kernel']))}" if p["pool_kernel"] else p["pool"])
             conv = "-" if p["conv"] is None else f"1x1 {p['conv'][0]}->{p['conv'][1]} + BN"
-            merge = p["merge"] + (f", {p['gate']} gate" if "gate" in p else "")
+            merge = p["merge"] + (f", {p['gate']} gate" if "gate" in p else "") + (f", delay {p['delay']}" if "delay" in p else "")
+            if p["description"].split(" ")[1:2] == ["upsample"]:
+                pool = " ".join(p["description"].split(" ")[:3])
             rows.append((p["edge"], merge, pool, conv, f"{format_shape(p['in_shape'])} -> {format_shape(p['out_shape'])}", f"{p['params']:,}"))
         _table(
             console,
@@ -244,6 +248,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
     totals.add_row("fingerprint", summary["fingerprint"])
     console.print(totals)
+    if "time" in summary:
+        print_time(summary["time"])
     if "saved" in summary:
         console.print(f"saved {summary['saved']}")
 

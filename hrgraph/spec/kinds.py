@@ -12,7 +12,8 @@ Shapes are ``(channels, height, width)`` tuples of one sample.
 
 Why one module past 500 lines: pydantic's discriminated union of block kinds needs
 every kind in one place, and each kind is a short class (fields, shape rule,
-parameter and MAC count); splitting them would scatter one table.
+parameter and MAC count); splitting them would scatter one table.  The
+arithmetic they share is in :mod:`hrgraph.spec.arith`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ShapeError, SpecError, did_you_mean
+from .arith import (
+    Shape,
+    MAX_CHANNELS,
+    MAX_KERNEL,
+    MAX_INPUTS,
+    RESERVED_IDS,
+    ID_PATTERN,  # re-exported: its users import it from here
+    NodeId,
+    Channels,
+    Kernel,
+    Stride,
+    Depth,
+    conv_params,
+    bn_params,
+    spatial,
+    OpCounts,
+    _require_spatial,
+)
 
 __all__ = [
     "Shape",
@@ -39,121 +58,33 @@ __all__ = [
     "SepConvBlock",
     "IdentityBlock",
     "ClassifierBlock",
+    "ConvLayerBlock",
+    "CORnetSBlock",
+    "InputRef",
     "KindRegistry",
     "KINDS",
     "MAX_CHANNELS",
     "RESERVED_IDS",
 ]
 
-Shape = tuple[int, int, int]
-
-#: Upper bound on any channel count.  A typo such as ``channels: 6400000000``
-#: is refused while validating, long before anything would be allocated.
-MAX_CHANNELS = 1 << 16
-MAX_KERNEL = 63
-MAX_DEPTH = 1024
-#: Upper bound on a node's listed inputs (RandWire nodes have a handful; a
-#: generated graph's output node may collect hundreds).
-MAX_INPUTS = 1 << 14
+MAX_DELAY = 64
+MAX_STEPS = 1024
 
 
-#: Ids that cannot be node ids: the public attributes of ``torch.nn.ModuleDict``
-#: (which holds the nodes by id, so ``nodes.forward`` would be its method, and
-#: torch refuses such a module name).  Kept here, without importing torch, so
-#: that ``validate`` refuses them; tests/test_names.py checks the list covers
-#: the installed torch, and the compiler refuses any newer one with a located error.
-RESERVED_IDS = frozenset(
-    """T_destination add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double
-    dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu
-    items keys load_state_dict modules mtia named_buffers named_children named_modules named_parameters
-    parameters pop register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
-    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
-    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
-    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
-    to_empty train training type update values xpu zero_grad""".split()
-)
+class InputRef(BaseModel):
+    """One item of a node's ``input`` that names a delayed source: ``{from: V2, delay: 1}``.
 
-
-def _check_id(value: str) -> str:
-    # Projection modules are named "<from>__<to>".  An id holds no "__" and
-    # starts with a letter (the pattern), so the last "__" of a module name
-    # always separates its two ends: different edges never share a name.
-    if "__" in value:
-        raise ValueError("node ids may not contain '__' (it separates the two ends of an edge's module name)")
-    if value in RESERVED_IDS:
-        raise ValueError(
-            f"'{value}' cannot be a node id: it is an attribute of torch's nn.ModuleDict, which holds the "
-            f"nodes by id (ids are state_dict keys); choose another id, e.g. '{value}_block'"
-        )
-    return value
-
-
-#: A letter, then letters, digits and single underscores; becomes a state_dict key.
-ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
-
-NodeId = Annotated[
-    str,
-    StringConstraints(pattern=ID_PATTERN, max_length=64),
-    AfterValidator(_check_id),
-]
-Channels = Annotated[int, Field(gt=0, le=MAX_CHANNELS)]
-Kernel = Annotated[int, Field(gt=0, le=MAX_KERNEL)]
-Stride = Annotated[int, Field(gt=0, le=MAX_KERNEL)]
-Depth = Annotated[int, Field(gt=0, le=MAX_DEPTH)]
-
-
-def conv_params(cin: int, cout: int, kernel: int = 3, groups: int = 1, bias: bool = False) -> int:
-    """Parameters of a 2-d convolution.
-
-    Examples
-    --------
-    >>> conv_params(64, 128, kernel=1)
-    8192
-    """
-    return kernel * kernel * (cin // groups) * cout + (cout if bias else 0)
-
-
-def bn_params(channels: int) -> int:
-    """Learnable parameters of a BatchNorm2d (weight and bias; running stats are buffers)."""
-    return 2 * channels
-
-
-def spatial(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length of a convolution or pooling along one axis (floor mode)."""
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-@dataclass(frozen=True)
-class OpCounts:
-    """Work of one sample's forward that is not a multiply-accumulate, in elements.
-
-    ``pool``: output elements of every pooling times its window area (the
-    elements each window reads; for adaptive pooling the actual window sizes).
-    ``bn``: output elements of every batch norm.  ``add``: elements added by
-    residual sums (a block's shortcut, an edge's ``merge: sum``).
-
-    Examples
-    --------
-    >>> OpCounts(pool=4, add=1) + OpCounts(bn=2, add=1)
-    OpCounts(pool=4, bn=2, add=2)
+    ``delay: N`` feeds the source's output of step ``t - N`` into step ``t``
+    (docs/spec.md, Feedback and time); ``delay: 0`` is the same as the bare id.
     """
 
-    pool: int = 0
-    bn: int = 0
-    add: int = 0
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
-    def __add__(self, other: "OpCounts") -> "OpCounts":
-        return OpCounts(self.pool + other.pool, self.bn + other.bn, self.add + other.add)
+    from_: NodeId = Field(alias="from", description="Source node id.")
+    delay: Annotated[int, Field(ge=0, le=MAX_DELAY)] = Field(default=0, description="Steps of delay (0: same step).")
 
 
-def _require_spatial(shape: Shape, kernel: int, stride: int, padding: int, what: str) -> tuple[int, int]:
-    _, h, w = shape
-    oh, ow = spatial(h, kernel, stride, padding), spatial(w, kernel, stride, padding)
-    if oh < 1 or ow < 1:
-        raise ShapeError(
-            f"input {h}x{w} is too small for {what} (kernel {kernel}, stride {stride}, padding {padding})"
-        )
-    return oh, ow
+InputItem = NodeId | InputRef
 
 
 class Block(BaseModel):
@@ -171,10 +102,10 @@ class Block(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     id: NodeId = Field(description="Stable node id; becomes the module's state_dict prefix.")
-    input: NodeId | Annotated[list[NodeId], Field(min_length=1, max_length=MAX_INPUTS)] | None = Field(
+    input: InputItem | Annotated[list[InputItem], Field(min_length=1, max_length=MAX_INPUTS)] | None = Field(
         default=None,
         description="Node whose output feeds this one (default: the previous node), or a list of nodes whose "
-        "outputs are merged by `aggregate` before the block.",
+        "outputs are merged by `aggregate` before the block; an item may be {from: id, delay: N}.",
     )
     aggregate: Literal["sum", "mean", "concat", "weighted"] = Field(
         default="sum",
@@ -182,6 +113,15 @@ class Block(BaseModel):
         "(a learnable 2*sigmoid(w) per input, starting as a sum).",
     )
     kind: str
+    steps: Annotated[int, Field(gt=0, le=MAX_STEPS)] | None = Field(
+        default=None,
+        description="Steps this node runs under time: {scheme: sequential} (default: time.steps).",
+    )
+    idle: Literal["silent", "zeros"] | None = Field(
+        default=None,
+        description="At a step where none of its inputs has a value yet: 'silent' (compute nothing, pass zero "
+        "on) or 'zeros' (run the block on a zero input); default: time.idle.",
+    )
 
     width_fields: ClassVar[tuple[str, ...]] = ()
     accepts_edges: ClassVar[bool] = True
@@ -191,6 +131,9 @@ class Block(BaseModel):
     #: Whether the block's module returns ``(batch, features)`` rather than a feature
     #: map (``out_shape`` is then ``(features, 1, 1)``): such a block must be the last node.
     terminal: ClassVar[bool] = False
+    #: Whether the block's module runs all of the node's ``steps`` itself, in one call (a block whose
+    #: steps differ from each other, such as CORnet-S's area); its counts then cover every step.
+    owns_steps: ClassVar[bool] = False
 
     @model_validator(mode="after")
     def _aggregate_needs_a_list(self) -> "Block":
@@ -201,9 +144,22 @@ class Block(BaseModel):
     @property
     def inputs(self) -> tuple[str, ...]:
         """The node ids listed under ``input`` (empty: the previous node or the network input)."""
+        return tuple(i if isinstance(i, str) else i.from_ for i in self._input_items())
+
+    @property
+    def input_delays(self) -> tuple[int, ...]:
+        """The delay of each item of ``input``, in the order of :attr:`inputs` (0 for a bare id)."""
+        return tuple(0 if isinstance(i, str) else i.delay for i in self._input_items())
+
+    def _input_items(self) -> tuple[Any, ...]:
         if self.input is None:
             return ()
         return tuple(self.input) if isinstance(self.input, list) else (self.input,)
+
+    @property
+    def step_count(self) -> int:
+        """Steps the block's own module runs per call (``steps`` for a block that owns its steps, else 1)."""
+        return (self.steps or 1) if self.owns_steps else 1
 
     def out_shape(self, in_shape: Shape) -> Shape:
         """Output shape for ``in_shape``; raises :class:`ShapeError` where it does not fit."""
@@ -515,6 +471,133 @@ class ClassifierBlock(Block):
         return f"avgpool + fc {self.classes}"
 
 
+class ConvLayerBlock(Block):
+    """``convlayer``: one convolution (optional bias), optional norm (batch or group), optional ReLU,
+    optional 3x3/2 max-pool -- the layers of CORnet-Z and CORnet-RT, in that order.
+
+    Unlike ``conv`` (always conv-BN-ReLU), each stage is a choice, so a layer can be a bias conv
+    followed by ReLU and max-pool (CORnet-Z), a conv + GroupNorm(32) + ReLU (CORnet-RT), or a bare
+    1x1 channel change (``norm: none, activation: none``).
+    """
+
+    kind: Literal["convlayer"]
+    channels: Channels
+    kernel: Kernel = 3
+    stride: Stride = 1
+    padding: Annotated[int, Field(ge=0, le=MAX_KERNEL)] | None = Field(
+        default=None, description="Zero padding (default: kernel // 2)."
+    )
+    bias: bool = Field(default=False, description="Give the convolution a bias.")
+    norm: Literal["batch", "group", "none"] = Field(default="batch", description="BatchNorm2d, GroupNorm or none.")
+    norm_groups: Annotated[int, Field(gt=0, le=MAX_CHANNELS)] = Field(
+        default=32, description="Groups of a norm: group (GroupNorm(norm_groups, channels))."
+    )
+    activation: Literal["relu", "none"] = "relu"
+    maxpool: bool = Field(default=False, description="End with MaxPool2d(3, stride=2, padding=1).")
+
+    width_fields: ClassVar[tuple[str, ...]] = ("channels",)
+
+    @model_validator(mode="after")
+    def _groups_divide(self) -> "ConvLayerBlock":
+        if self.norm == "group" and self.channels % self.norm_groups:
+            raise ValueError(f"channels ({self.channels}) must be divisible by norm_groups ({self.norm_groups})")
+        return self
+
+    def channel_multiple(self) -> int:
+        return self.norm_groups if self.norm == "group" else 1
+
+    @property
+    def pad(self) -> int:
+        return self.kernel // 2 if self.padding is None else self.padding
+
+    def _conv_hw(self, in_shape: Shape) -> tuple[int, int]:
+        return _require_spatial(in_shape, self.kernel, self.stride, self.pad, "the convolution")
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        h, w = self._conv_hw(in_shape)
+        if self.maxpool:
+            h, w = _require_spatial((self.channels, h, w), 3, 2, 1, "the max-pool")
+        return (self.channels, h, w)
+
+    def param_count(self, in_shape: Shape) -> int:
+        norm = bn_params(self.channels) if self.norm != "none" else 0  # GroupNorm's affine: 2C as well
+        return conv_params(in_shape[0], self.channels, self.kernel, bias=self.bias) + norm
+
+    def macs(self, in_shape: Shape) -> int:
+        h, w = self._conv_hw(in_shape)
+        return conv_params(in_shape[0], self.channels, self.kernel) * h * w  # a bias add is no MAC
+
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        h, w = self._conv_hw(in_shape)
+        _, ph, pw = self.out_shape(in_shape)
+        bn = self.channels * h * w if self.norm != "none" else 0
+        return OpCounts(bn=bn, pool=self.channels * ph * pw * 9 if self.maxpool else 0)
+
+    def label(self) -> str:
+        parts = [f"conv {self.kernel}x{self.kernel}/{self.stride}" + (" +b" if self.bias else "")]
+        parts += {"batch": ["BN"], "group": [f"GN{self.norm_groups}"], "none": []}[self.norm]
+        parts += ["ReLU"] if self.activation == "relu" else []
+        parts += ["maxpool"] if self.maxpool else []
+        return " + ".join(parts)
+
+
+class CORnetSBlock(Block):
+    """``cornet_s``: one CORnet-S area (Kubilius et al. 2019), all its ``steps`` in one call.
+
+    ``x = conv_input(inp)`` (1x1, no norm); step 0: ``skip = BN(conv1x1/2(x))``, body strided;
+    step t > 0: ``skip = x``, body at stride 1; body ``conv1`` 1x1 to ``scale * channels``,
+    ``conv2`` 3x3, ``conv3`` 1x1 back, each with its own BatchNorm per step; ``x = relu(body + skip)``.
+    The convolutions are shared across steps, the norms are not.  The block owns its steps
+    (``owns_steps``) because they differ: step 0 reads the area's input, downsamples and projects
+    its shortcut; later steps read only the area's own last output (docs/spec.md, Feedback and time).
+    """
+
+    kind: Literal["cornet_s"]
+    channels: Channels
+    scale: Annotated[int, Field(gt=0, le=64)] = Field(default=4, description="Width of the body: scale * channels.")
+
+    width_fields: ClassVar[tuple[str, ...]] = ("channels",)
+    owns_steps: ClassVar[bool] = True
+
+    @property
+    def wide(self) -> int:
+        return self.channels * self.scale
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        h, w = _require_spatial(in_shape, 3, 2, 1, "the strided 3x3 convolution")
+        return (self.channels, h, w)
+
+    def _layers(self, in_shape: Shape) -> Iterator[ConvLayer]:
+        """Every convolution call of one forward, each with its output size (BN after all but conv_input)."""
+        cin, h, w = in_shape
+        c, wide = self.channels, self.wide
+        _, oh, ow = self.out_shape(in_shape)
+        yield ConvLayer(cin, c, 1, 1, h, w)  # conv_input
+        yield ConvLayer(c, c, 1, 1, oh, ow)  # skip, step 0
+        for t in range(self.step_count):
+            yield ConvLayer(c, wide, 1, 1, h if t == 0 else oh, w if t == 0 else ow)
+            yield ConvLayer(wide, wide, 3, 1, oh, ow)
+            yield ConvLayer(wide, c, 1, 1, oh, ow)
+
+    def param_count(self, in_shape: Shape) -> int:
+        c, wide = self.channels, self.wide
+        convs = conv_params(in_shape[0], c, 1) + conv_params(c, c, 1) + conv_params(c, wide, 1)
+        convs += conv_params(wide, wide, 3) + conv_params(wide, c, 1)
+        norms = bn_params(c) + self.step_count * (2 * bn_params(wide) + bn_params(c))
+        return convs + norms
+
+    def macs(self, in_shape: Shape) -> int:
+        return sum(conv_params(l.cin, l.cout, l.kernel) * l.h * l.w for l in self._layers(in_shape))
+
+    def op_counts(self, in_shape: Shape) -> OpCounts:
+        layers = list(self._layers(in_shape))
+        _, oh, ow = self.out_shape(in_shape)
+        return OpCounts(bn=sum(l.cout * l.h * l.w for l in layers[1:]), add=self.step_count * self.channels * oh * ow)
+
+    def label(self) -> str:
+        return f"CORnet-S area x{self.step_count} steps"
+
+
 def kind_tag(cls: type[Block]) -> str:
     """The ``kind`` literal of a block class."""
     annotation = cls.model_fields["kind"].annotation
@@ -579,5 +662,7 @@ for _cls in (
     SepConvBlock,
     IdentityBlock,
     ClassifierBlock,
+    ConvLayerBlock,
+    CORnetSBlock,
 ):
     KINDS.register(_cls)

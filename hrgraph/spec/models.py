@@ -9,6 +9,10 @@ names its place::
 
 ``extends: parent.yaml`` derives a spec from another; :mod:`hrgraph.spec.extends`
 resolves it and ``docs/spec.md`` gives the override rules.  No torch here.
+
+Why one module past 500 lines: the spec's models (input, edges, time, the spec) and
+the checks that span them (references, extends, patterns, imports) validate one document
+together; the block kinds and their arithmetic are already apart (kinds, arith).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pydantic import (
     SerializationInfo,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -38,11 +43,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from .diagnostics import TYPE_ERRORS, Located, fields_of, first_error, pydantic_message, strict_message, written
 from ..errors import SpecError, did_you_mean
 from .extends import located_error, parse_edge_ref, resolve_extends
-from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
+from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, MAX_DELAY, MAX_STEPS, Block, NodeId, Shape
 from .patterns import expand_edges, expand_patterns
 from .source import LDict, LList, locate, parse_yaml, read_yaml
 
-__all__ = ["Edge", "InputShape", "Residuals", "Spec", "load_spec", "parse_edge_ref"]
+__all__ = ["Edge", "InputShape", "Residuals", "Spec", "Time", "load_spec", "parse_edge_ref"]
 
 FORMAT_VERSION = 1
 
@@ -85,6 +90,25 @@ class Residuals(_Frozen):
         return self
 
 
+class Time(_Frozen):
+    """How a spec with feedback or recurrence is unrolled in time (docs/spec.md, Feedback and time).
+
+    ``steps``: how many steps the network runs.  ``scheme``: ``biological`` (every
+    node updates once per step, reading delayed edges from earlier steps: CORnet-RT)
+    or ``sequential`` (each node runs its ``steps`` to completion before the next
+    starts: CORnet-S).  ``idle``: what a node none of whose inputs has a value yet
+    does at a step: ``silent`` (nothing; it passes zero on) or ``zeros`` (its block
+    runs on a zero input, as official CORnet-RT's areas do at step 0).  ``readout``:
+    the network's output is the last node's value at the last step, the mean over
+    the steps, or every step's (``all``: a ``(batch, steps, ...)`` tensor).
+    """
+
+    steps: Annotated[int, Field(gt=0, le=MAX_STEPS)] = 1
+    scheme: Literal["biological", "sequential"] = "biological"
+    idle: Literal["silent", "zeros"] = "silent"
+    readout: Literal["last", "mean", "all"] = "last"
+
+
 class Edge(_Frozen):
     """A long-range edge ``from -> to``: the source's output, projected, merged into the target's.
 
@@ -114,6 +138,23 @@ class Edge(_Frozen):
         description="A learnable weight on the projected source: 'scalar' (w, from 1) or 'sigmoid' "
         "(2*sigmoid(w), from 1); 'none' adds it as is.",
     )
+    delay: Annotated[int, Field(ge=0, le=MAX_DELAY)] = Field(
+        default=0, description="Carry the source's output of step t - delay into step t (needs a time section)."
+    )
+    upsample: Literal["nearest", "bilinear"] = Field(
+        default="nearest", description="How a coarser source is upsampled onto a finer target (integer factors)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_new_defaults(self, handler: Any) -> dict[str, Any]:
+        # Fields added with time (issue 17) are left out at their defaults, so that
+        # every older spec keeps its serialised form, hence its fingerprint.
+        data = handler(self)
+        if self.delay == 0:
+            data.pop("delay", None)
+        if self.upsample == "nearest":
+            data.pop("upsample", None)
+        return data
 
     @model_validator(mode="after")
     def _channels_only_for_concat_conv(self) -> Edge:
@@ -161,9 +202,14 @@ def _validate_node(value: Any) -> Block:
 
 def _dump_node(node: Block, info: SerializationInfo) -> dict[str, Any]:
     # Serialise with the node's own class (the field is typed as the base Block).
-    return node.model_dump(
+    data = node.model_dump(
         mode=info.mode, by_alias=info.by_alias, exclude_defaults=info.exclude_defaults, exclude_none=info.exclude_none
     )
+    # Fields added with time (issue 17) are left out when unset: older specs keep their fingerprints.
+    for key in ("steps", "idle"):
+        if data.get(key, 0) is None:
+            del data[key]
+    return data
 
 
 Node = Annotated[Block, PlainValidator(_validate_node), PlainSerializer(_dump_node)]
@@ -187,6 +233,9 @@ class Spec(_Frozen, Located):
     imports: list[str] = Field(
         default_factory=list,
         description="Python modules to import (they register block kinds); honoured only when the caller allows it.",
+    )
+    time: Time | None = Field(
+        default=None, description="Unroll the network in time (feedback and recurrence; docs/spec.md, Feedback and time)."
     )
     nodes: list[Node] = Field(min_length=1)
     edges: list[Edge] = Field(default_factory=list)
@@ -244,6 +293,8 @@ class Spec(_Frozen, Located):
         """The spec as plain data; ``minimal`` leaves out fields at their defaults."""
         data = self.model_dump(mode="json", by_alias=True, exclude_defaults=minimal)
         data.pop("version", None)
+        if data.get("time", 0) is None:  # absent: a spec without time keeps its fingerprint
+            del data["time"]
         return {"version": self.version, **data}
 
     def to_yaml(self) -> str:
@@ -298,6 +349,8 @@ def _model_at(data: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
         return InputShape
     if head == "residuals" and not rest:
         return Residuals
+    if head == "time" and not rest:
+        return Time
     if head == "edges" and len(rest) == 1:
         return Edge
     if head == "nodes" and rest:
