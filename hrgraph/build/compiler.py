@@ -511,12 +511,22 @@ def _load_failure(err: Exception) -> str:
     return f"torch.load could not read it: {type(err).__name__}" + (f": {lines[0][:200]}" if lines else "")
 
 
-def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[HrNet, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path,
+    *,
+    map_location: Any = "cpu",
+    max_activation: int = MAX_ACTIVATION,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+) -> tuple[HrNet, dict[str, Any]]:
     """Rebuild a model from :func:`save_checkpoint`'s file; returns ``(model, payload)``.
 
     Only tensors and plain Python values are unpickled (``torch.load`` with
     ``weights_only=True``), which is all a checkpoint holds: a crafted file
-    cannot run code on load.
+    cannot run code on load.  ``max_activation`` is compile's limit; the
+    ``allow_*`` switches go to :func:`hrgraph.load_spec` for the stored spec.
+    :func:`hrgraph.load_checkpoint` also takes ``hrgraph train``'s checkpoints
+    and run folders, and comes here for this kind.
 
     Raises
     ------
@@ -541,13 +551,13 @@ def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[HrN
     missing = [k for k in ("spec", "fingerprint", "input_shape", "state_dict") if k not in payload]
     if missing:
         raise HrgraphError(f"not an hrgraph checkpoint (it lacks {', '.join(missing)})", path=where)
-    spec = load_spec(payload["spec"])
+    spec = load_spec(payload["spec"], allow_imports=allow_imports, allow_outside=allow_outside)
     if spec.fingerprint != payload["fingerprint"]:
         raise HrgraphError(
             f"spec fingerprint {spec.fingerprint} does not match the checkpoint's {payload['fingerprint']}",
             path=where,
         )
-    model = compile_model(spec, input_shape=tuple(payload["input_shape"]))
+    model = compile_model(spec, input_shape=tuple(payload["input_shape"]), max_activation=max_activation)
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as err:

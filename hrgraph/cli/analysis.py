@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .common import allow_imports_option, handle_errors, parse_shape
+from .common import SpecLoading, handle_errors, parse_shape, spec_loading_options
 from ..build.cost import CostRow, CostTable
 
 __all__ = ["summary", "analyze_command"]
@@ -34,9 +34,9 @@ def _percent(x: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @click.option("--input", "input_text", metavar="CxHxW", help="Override the spec's input shape.")
 @click.option("--sort", type=click.Choice(["params", "macs"]), help="Order rows by this, largest first (default: nodes in order, each followed by the edges into it).")
-@allow_imports_option
+@spec_loading_options
 @handle_errors
-def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None, allow_imports: bool) -> None:
+def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None, loading: SpecLoading) -> None:
     """Cost of every node and every long-range edge of SPEC, per sample (no module is built).
 
     Parameters, MACs (multiply-accumulates of convolutions and linear layers)
@@ -47,10 +47,9 @@ def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None,
     """
     from ..build.cost import count_cost
     from ..build.shapes import infer_shapes
-    from ..spec.models import load_spec
 
     input_shape = parse_shape(input_text)
-    table = count_cost(infer_shapes(load_spec(spec, allow_imports=allow_imports), input_shape=input_shape))
+    table = count_cost(infer_shapes(loading.load(spec), input_shape=input_shape))
     if as_json:
         click.echo(json.dumps(table.to_dict(), indent=2))
         return
@@ -157,9 +156,11 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
                    "(0: keep them as constructed).")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: RUN_DIR/analysis).")
+@spec_loading_options
 @handle_errors
 def analyze_command(run: Path, data: str | None, data_dir: str | None, split: str, limit: int | None, edges: str | None,
-                    batch_size: int | None, device: str, block_output: str, bn_batches: int, out: Path | None) -> None:
+                    batch_size: int | None, device: str, block_output: str, bn_batches: int, out: Path | None,
+                    loading: SpecLoading) -> None:
     """What each long-range edge of a trained run does, on one split of its data.
 
     RUN_DIR_OR_CHECKPOINT is a folder written by 'hrgraph train' (its
@@ -177,7 +178,8 @@ def analyze_command(run: Path, data: str | None, data_dir: str | None, split: st
 
     selectors = [e.strip() for e in edges.split(",") if e.strip()] if edges else None
     result = analyze(run, data=data, data_dir=data_dir, split=split, limit=limit, edges=selectors, out=out,
-                     batch_size=batch_size, device=device, block_output=block_output, bn_batches=bn_batches)
+                     batch_size=batch_size, device=device, block_output=block_output, bn_batches=bn_batches,
+                     **loading.kwargs)
     _print_analysis(result)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import emit_generated, refuse_input, handle_errors, parse_shape
+from .common import allow_imports_option, emit_generated, refuse_input, handle_errors, parse_shape
 
 __all__ = ["import_command"]
 
@@ -26,6 +26,9 @@ __all__ = ["import_command"]
 @click.option("--classes", type=click.IntRange(min=1), default=10, show_default=True, help="Classes of the classifier head added after the last node (unless it is a classifier).")
 @click.option("--name", help="Name of the spec (default: the graph's name, else the file's stem).")
 @click.option("--ignore", multiple=True, metavar="ATTR", help="Attribute (or CSV column) to leave out, e.g. a connectome's weight; repeatable.")
+# Only --allow-imports of the loading options: an imported graph names no 'extends' file, so no
+# message of this command can ask for --allow-outside.
+@allow_imports_option
 @handle_errors
 def import_command(
     graph: Path,
@@ -39,6 +42,7 @@ def import_command(
     classes: int,
     name: str | None,
     ignore: tuple[str, ...],
+    allow_imports: bool,
 ) -> None:
     """Make a spec of the graph in GRAPH (.graphml, .gml or .csv; see docs/import.md).
 
@@ -65,6 +69,7 @@ def import_command(
         aggregate=aggregate,
         break_cycles=break_cycles,
         ignore=ignore,
+        allow_imports=allow_imports,
     )
     for original, new in result.renamed.items():
         click.echo(f"renamed node {original!r} -> {new}", err=True)
@@ -92,4 +97,5 @@ def import_command(
             command += [option, str(value)]
     for attr in ignore:
         command += ["--ignore", attr]
+    command += ["--allow-imports"] if allow_imports else []
     emit_generated(spec, command, out, summary)

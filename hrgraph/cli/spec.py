@@ -15,29 +15,27 @@ from ..errors import HrgraphError
 from ..files import write_atomic
 from .common import (
     EXIT_SPEC,
-    allow_imports_option,
-    allow_outside_option,
     rich_console,
     fail,
     handle_errors,
     max_activation_option,
     parse_shape,
     refuse_input,
+    SpecLoading,
+    spec_loading_options,
 )
 
 @click.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @max_activation_option
-@allow_imports_option
-@allow_outside_option
+@spec_loading_options
 @click.option("--expand", is_flag=True, help="Show each edge pattern's line and the edges it expanded to.")
 @click.option("--yaml", "as_yaml", is_flag=True, help="With --expand: also print the resolved edges as YAML.")
 @handle_errors
 def validate(
     specs: tuple[Path, ...],
     max_activation: int | None,
-    allow_imports: bool,
-    allow_outside: bool,
+    loading: SpecLoading,
     expand: bool,
     as_yaml: bool,
 ) -> None:
@@ -49,13 +47,12 @@ def validate(
     """
     from ..spec.patterns import describe_expansions, recording
     from ..build.shapes import MAX_ACTIVATION, format_count, infer_shapes
-    from ..spec.models import load_spec
 
     failed = 0
     for path in specs:
         try:
             with recording() as expansions:
-                loaded = load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside)
+                loaded = loading.load(path)
             plan = infer_shapes(loaded, max_activation=max_activation or MAX_ACTIVATION)
         except HrgraphError as err:
             failed += 1
@@ -84,8 +81,7 @@ def validate(
 @click.option("--input", "input_text", metavar="CxHxW", help="Override the spec's input shape.")
 @click.option("--max-params", type=click.IntRange(min=1), default=None, help="Refuse networks above this many parameters.")
 @max_activation_option
-@allow_imports_option
-@allow_outside_option
+@spec_loading_options
 @handle_errors
 def compile_(
     spec: Path,
@@ -94,8 +90,7 @@ def compile_(
     input_text: str | None,
     max_params: int | None,
     max_activation: int | None,
-    allow_imports: bool,
-    allow_outside: bool,
+    loading: SpecLoading,
 ) -> None:
     """Validate and build SPEC, run one forward on a zero input, and print its table.
 
@@ -105,9 +100,8 @@ def compile_(
     refuse_input(out, spec)
     input_shape = parse_shape(input_text)
     from ..build.shapes import MAX_ACTIVATION, MAX_PARAMS, infer_shapes
-    from ..spec.models import load_spec
 
-    loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
+    loaded = loading.load(spec)
     # Shapes and limits first, without torch: an absurd spec or --input is
     # refused before torch is even imported (let alone allocates).
     checked = infer_shapes(

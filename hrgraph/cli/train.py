@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .common import handle_errors
+from .common import SpecLoading, handle_errors, spec_loading_options
 
 __all__ = ["train_command"]
 
@@ -46,11 +46,13 @@ def _reporter():
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="Pin torch to N CPU threads (CPU runs are bit-identical only for the same N; recorded in config.yaml).")
 @click.option("--log-grad-norms", is_flag=True, help="Write grad_norms.csv: per node and projection, per epoch (hrgraph analyze plots it).")
+@spec_loading_options
 @handle_errors
 def train_command(spec: Path, recipe: Path | None, data: str | None, data_dir: Path | None, download: bool,
                   epochs: int | None, batch_size: int | None, lr: float | None, seed: int | None,
                   width_mult: float | None, device: str, amp: bool, limit_train: int | None, limit_val: int | None,
-                  out: Path, resume: bool, threads: int | None, log_grad_norms: bool) -> None:
+                  out: Path, resume: bool, threads: int | None, log_grad_norms: bool,
+                  loading: SpecLoading) -> None:
     """Train SPEC under a recipe into the run folder --out.
 
     The folder gets config.yaml, metrics.csv, summary.json, curves.png and
@@ -67,7 +69,7 @@ def train_command(spec: Path, recipe: Path | None, data: str | None, data_dir: P
         summary = train(spec, recipe, out=out, overrides=overrides, resume=resume, device=device, amp=amp,
                         limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
                         download=download, command=["hrgraph", *sys.argv[1:]], reporter=_reporter(),
-                        log_grad_norms=log_grad_norms, threads=threads)
+                        log_grad_norms=log_grad_norms, threads=threads, **loading.kwargs)
     except TrainingInterrupted as err:
         click.echo(f"interrupted: {err.message}", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None

@@ -84,8 +84,10 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_zoo(paths: Iterable[str | Path]) -> list[ZooEntry]:
+def load_zoo(paths: Iterable[str | Path], *, allow_imports: bool = False, allow_outside: bool = False) -> list[ZooEntry]:
     """Load every spec in ``paths`` and group it into its family, originals first.
+
+    ``allow_imports`` and ``allow_outside`` are passed to :func:`~hrgraph.spec.models.load_spec`.
 
     Rows are ordered by family (by the original's file name), then the
     original, then by number of edges, parameters and file name.
@@ -109,7 +111,7 @@ def load_zoo(paths: Iterable[str | Path]) -> list[ZooEntry]:
     label = {str(p): (p.stem if stems.count(p.stem) == 1 else p.with_suffix("").as_posix()) for p in files}
     loaded = []
     for path in files:
-        spec = load_spec(path)
+        spec = load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside)
         loaded.append((str(path), spec, count_params(spec), family_key(spec)))
     families: dict[str, list[tuple[str, Spec, int, str]]] = {}
     for item in loaded:

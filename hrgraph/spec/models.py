@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
 import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property, partial
@@ -383,7 +384,8 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
 # -- loading -------------------------------------------------------------------
 
 
-def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
+def _run_imports(data: Any, path: str | None, allow_imports: bool, directory: Path | None = None) -> None:
+    """Import the spec's ``imports`` (if allowed), finding modules in ``directory`` (the spec's folder) first."""
     if not isinstance(data, Mapping) or not data.get("imports"):
         return
     modules = data["imports"]
@@ -397,12 +399,22 @@ def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
             mark,
             path,
         )
-    for i, module in enumerate(modules):
-        try:
-            importlib.import_module(module)
-        except Exception as err:  # any failure of user code is a spec problem here
-            item_mark = modules.marks[i] if isinstance(modules, LList) else mark
-            raise located_error(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
+    # A module beside the spec is found without PYTHONPATH (the CLI's entry point does not put
+    # the working directory on sys.path either); the folder is on the path only while importing.
+    folder = str(directory) if directory is not None else None
+    added = folder is not None and folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        for i, module in enumerate(modules):
+            try:
+                importlib.import_module(module)
+            except Exception as err:  # any failure of user code is a spec problem here
+                item_mark = modules.marks[i] if isinstance(modules, LList) else mark
+                raise located_error(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -483,7 +495,7 @@ def load_spec(
     keys = fields_of(Edge)
     expand = partial(expand_edges, edge_keys=keys)
     data = resolve_extends(data, path, directory, chain, allow_outside=allow_outside, expand=expand)
-    _run_imports(data, path, allow_imports)
+    _run_imports(data, path, allow_imports, directory)
     # Edge patterns become plain edges here, after imports (which may register kinds that take no edges).
     data = expand_patterns(data, edge_keys=keys)
     return _validate(data, path, data)

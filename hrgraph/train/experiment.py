@@ -180,7 +180,15 @@ def _adapt(spec: Spec, entry: DataEntry) -> Spec:
     return spec.replace(**changes) if changes else spec
 
 
-def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str], Spec] | None = None) -> Spec:
+def derive_spec(
+    grid: Grid,
+    model: str,
+    data: str,
+    *,
+    cache: dict[tuple[str, str], Spec] | None = None,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+) -> Spec:
     """The spec a run of ``model`` on ``data`` trains: adapted, scaled, ablated, matched, named ``model``.
 
     Parameters
@@ -191,6 +199,8 @@ def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str
     cache : dict, optional
         Derived specs by (model, data), shared between calls (matching costs a
         few hundred parameter counts).
+    allow_imports, allow_outside : bool
+        Passed to :func:`~hrgraph.spec.models.load_spec` for the model's spec file.
 
     Raises
     ------
@@ -215,6 +225,7 @@ def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str
     entry = grid.data_entry(data)
     i = [m.name for m in grid.models].index(model)
     spec_model = grid.model(model)
+    loading = {"allow_imports": allow_imports, "allow_outside": allow_outside}
 
     def step(what: str, func: Callable[[], Any]) -> Any:
         try:
@@ -224,7 +235,7 @@ def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str
         except ValueError as err:
             raise grid.error(str(err), "models", i, what) from err
 
-    spec = step("spec", lambda: load_spec(grid.base_dir / spec_model.spec))
+    spec = step("spec", lambda: load_spec(grid.base_dir / spec_model.spec, **loading))
     spec = step("spec", lambda: _adapt(spec, entry))
     if spec_model.width is not None:
         spec = step("width", lambda: scale_widths(spec, spec_model.width))
@@ -232,7 +243,7 @@ def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str
         a = spec_model.ablate
         spec = step("ablate", lambda: ablate_spec(spec, a.drop, keep=a.keep, variant=a.variant))
     if spec_model.match is not None:
-        target = count_params(derive_spec(grid, spec_model.match, data, cache=cache))
+        target = count_params(derive_spec(grid, spec_model.match, data, cache=cache, **loading))
         spec = step("match", lambda: match_params(spec, target, tolerance=spec_model.tolerance))
         spec = spec.replace(description=f"{spec.description} Matched to model {spec_model.match} of grid {grid.name}.")
     spec = spec.replace(name=model)
@@ -291,10 +302,18 @@ class PlannedRun:
     status: Literal["done", "partial", "todo"]
 
 
-def dry_run(grid: Grid, runs_dir: str | Path, *, shard: tuple[int, int] = (1, 1)) -> list[PlannedRun]:
+def dry_run(
+    grid: Grid,
+    runs_dir: str | Path,
+    *,
+    shard: tuple[int, int] = (1, 1),
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+) -> list[PlannedRun]:
     """Validate every model (on every data set) and every recipe, and list the shard's runs with their status.
 
-    Nothing is trained and no file is written.
+    Nothing is trained and no file is written.  ``allow_imports`` and
+    ``allow_outside`` are passed to :func:`derive_spec`.
 
     Raises
     ------
@@ -305,7 +324,7 @@ def dry_run(grid: Grid, runs_dir: str | Path, *, shard: tuple[int, int] = (1, 1)
     runs = plan_runs(grid, runs_dir)
     epochs: dict[tuple[str, int], int] = {}
     for run in runs:
-        derive_spec(grid, run.model, run.data, cache=cache)
+        derive_spec(grid, run.model, run.data, cache=cache, allow_imports=allow_imports, allow_outside=allow_outside)
         if (run.data, run.seed) not in epochs:
             epochs[(run.data, run.seed)] = run_recipe(grid, run).resolved.epochs
     planned = []
@@ -356,6 +375,8 @@ def run_grid(
     train_fn: Callable[..., dict[str, Any]] | None = None,
     on_run: Callable[[Run, str, int, int], None] | None = None,
     command: list[str] | None = None,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
     **train_options: Any,
 ) -> list[RunResult]:
     """Train the shard's runs that are not done; resume those that were interrupted.
@@ -377,6 +398,8 @@ def run_grid(
         (status ``done``, ``partial`` or ``todo``), for progress output.
     command : list of str, optional
         The command line, recorded in each run's config.
+    allow_imports, allow_outside : bool
+        Passed to :func:`derive_spec` (the training function gets the loaded spec).
     **train_options
         Passed on to the training function (``limit_train``, ``limit_val``, ``amp``, ...).
 
@@ -404,7 +427,7 @@ def run_grid(
         if status == "done":
             results.append(RunResult(run, "skipped", _read_summary(run.path) or {}))
             continue
-        spec = derive_spec(grid, run.model, run.data, cache=cache)
+        spec = derive_spec(grid, run.model, run.data, cache=cache, allow_imports=allow_imports, allow_outside=allow_outside)
         log.info("%s run %s (%d/%d)", "resuming" if status == "partial" else "starting", run.name, position, len(runs))
         summary = train_fn(
             spec,

@@ -226,6 +226,8 @@ def train(
     reporter: Reporter | None = None,
     log_grad_norms: bool = False,
     threads: int | None = None,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
 ) -> dict[str, Any]:
     """Train ``spec`` under ``recipe`` into the run folder ``out``; returns the run's summary.
 
@@ -271,6 +273,8 @@ def train(
         Pin torch's CPU threads to this many for the run (default: leave
         torch's choice).  CPU results are bit-identical only for the same
         thread count; ``config.yaml`` records the count in force either way.
+    allow_imports, allow_outside : bool
+        Passed to :func:`hrgraph.load_spec` when ``spec`` is a file, text or dict.
 
     Returns
     -------
@@ -307,7 +311,7 @@ def train(
             summary = _run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume, ctx=ctx, amp=amp,
                            limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
                            download=download, tags=dict(tags or {}), command=command, reporter=reporter, stop=stop,
-                           log_grad_norms=log_grad_norms)
+                           log_grad_norms=log_grad_norms, loading={"allow_imports": allow_imports, "allow_outside": allow_outside})
         if ctx.distributed:
             # No rank leaves (and tears the group down) while rank 0 still writes or
             # talks to it: gloo aborts the process otherwise (seen as a flaky SIGABRT).
@@ -320,9 +324,9 @@ def train(
 
 
 def _run(spec, recipe, *, out: Path, overrides, resume, ctx, amp, limit_train, limit_val, width_mult, data_dir, download,
-         tags, command, reporter: Reporter, stop: _StopFlag, log_grad_norms: bool) -> dict[str, Any]:
+         tags, command, reporter: Reporter, stop: _StopFlag, log_grad_norms: bool, loading: dict[str, bool]) -> dict[str, Any]:
     t_start = time.perf_counter()
-    spec = load_spec(spec)
+    spec = load_spec(spec, **loading)
     if width_mult is not None:
         spec = scale_widths(spec, width_mult)
     recipe = apply_overrides(load_recipe(recipe if recipe is not None else DEFAULT_RECIPE), overrides)
