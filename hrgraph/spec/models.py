@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import sys
 import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property, partial
@@ -41,7 +40,7 @@ from ..errors import SpecError, did_you_mean
 from .extends import located_error, parse_edge_ref, resolve_extends
 from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, Block, NodeId, Shape
 from .patterns import expand_edges, expand_patterns
-from .source import LDict, LList, locate, parse_yaml, read_yaml
+from .source import LDict, LList, importable_from, locate, parse_yaml, read_yaml
 
 __all__ = ["Edge", "InputShape", "Residuals", "Spec", "load_spec", "parse_edge_ref"]
 
@@ -385,7 +384,6 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
 
 
 def _run_imports(data: Any, path: str | None, allow_imports: bool, directory: Path | None = None) -> None:
-    """Import the spec's ``imports`` (if allowed), finding modules in ``directory`` (the spec's folder) first."""
     if not isinstance(data, Mapping) or not data.get("imports"):
         return
     modules = data["imports"]
@@ -399,22 +397,13 @@ def _run_imports(data: Any, path: str | None, allow_imports: bool, directory: Pa
             mark,
             path,
         )
-    # A module beside the spec is found without PYTHONPATH (the CLI's entry point does not put
-    # the working directory on sys.path either); the folder is on the path only while importing.
-    folder = str(directory) if directory is not None else None
-    added = folder is not None and folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
-    try:
+    with importable_from(directory):  # a module beside the spec, without PYTHONPATH
         for i, module in enumerate(modules):
             try:
                 importlib.import_module(module)
             except Exception as err:  # any failure of user code is a spec problem here
                 item_mark = modules.marks[i] if isinstance(modules, LList) else mark
                 raise located_error(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
-    finally:
-        if added and folder in sys.path:
-            sys.path.remove(folder)
 
 
 def _looks_like_path(text: str) -> bool:
