@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .common import SpecLoading, handle_errors, parse_shape, spec_loading_options
+from .common import SpecLoading, handle_errors, parse_shape, print_table, spec_loading_options
 from ..build.cost import CostRow, CostTable
 
 __all__ = ["summary", "analyze_command"]
@@ -80,39 +80,33 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
     # Ten columns: wider than the 120 of the other commands' tables, so that no number is cut.
     console = Console(highlight=False, soft_wrap=False, width=max(140, Console().width))
     total = table.total
-    cost = Table(title=f"{table.name or 'spec'}: cost per sample", title_justify="left")
-    for col, justify in (
-        ("row", "left"), ("block / projection", "left"), ("output", "left"), ("params", "right"), ("%", "right"),
-        ("MACs", "right"), ("%", "right"), ("activations", "right"), ("float32", "right"), ("%", "right"),
-    ):
-        cost.add_column(col, justify=justify, no_wrap=True)
-    for r in rows:
-        name = r.name if r.kind == "node" else f"  {r.name}"
-        cost.add_row(
-            name, r.label, format_shape(r.out_shape),
-            f"{r.cost.params:,}", _percent(table.share(r, "params")),
-            format_count(r.cost.macs), _percent(table.share(r, "macs")),
-            format_count(r.cost.activations), _bytes(r.cost.activation_bytes), _percent(table.share(r, "activations")),
-            style=None if r.kind == "node" else "dim",
-        )
-    cost.add_section()
-    cost.add_row(
-        "total", "", "", f"{total.params:,}", "", format_count(total.macs), "",
-        format_count(total.activations), _bytes(total.activation_bytes), "", style="bold",
+    shares = {what: [table.share(r, what) for r in rows] for what in ("params", "macs", "activations")}
+    print_table(
+        console,
+        f"{table.name or 'spec'}: cost per sample",
+        [("row", "left"), ("block / projection", "left"), ("output", "left"), ("params", "right"), ("%", "right"),
+         ("MACs", "right"), ("%", "right"), ("activations", "right"), ("float32", "right"), ("%", "right")],
+        [
+            (r.name if r.kind == "node" else f"  {r.name}", r.label, format_shape(r.out_shape),
+             f"{r.cost.params:,}", _percent(shares["params"][i]),
+             format_count(r.cost.macs), _percent(shares["macs"][i]),
+             format_count(r.cost.activations), _bytes(r.cost.activation_bytes), _percent(shares["activations"][i]))
+            for i, r in enumerate(rows)
+        ],
+        styles=[None if r.kind == "node" else "dim" for r in rows],
+        total=("total", "", "", f"{total.params:,}", "", format_count(total.macs), "",
+               format_count(total.activations), _bytes(total.activation_bytes), ""),
     )
-    console.print(cost)
-
-    other = Table(title="not MACs (elements per sample)", title_justify="left")
-    for col, justify in (("row", "left"), ("pooling", "right"), ("batch norm", "right"), ("adds", "right")):
-        other.add_column(col, justify=justify)
-    for r in rows:
-        c = r.cost
-        if c.pool or c.bn or c.add:
-            name = r.name if r.kind == "node" else f"  {r.name}"
-            other.add_row(name, format_count(c.pool), format_count(c.bn), format_count(c.add), style=None if r.kind == "node" else "dim")
-    other.add_section()
-    other.add_row("total", format_count(total.pool), format_count(total.bn), format_count(total.add), style="bold")
-    console.print(other)
+    other_rows = [r for r in rows if r.cost.pool or r.cost.bn or r.cost.add]
+    print_table(
+        console,
+        "not MACs (elements per sample)",
+        [("row", "left"), ("pooling", "right"), ("batch norm", "right"), ("adds", "right")],
+        [(r.name if r.kind == "node" else f"  {r.name}", format_count(r.cost.pool), format_count(r.cost.bn),
+          format_count(r.cost.add)) for r in other_rows],
+        styles=[None if r.kind == "node" else "dim" for r in other_rows],
+        total=("total", format_count(total.pool), format_count(total.bn), format_count(total.add)),
+    )
 
     edges = sum((r.cost for r in table.projections), type(total)())
     merged = sum((r.cost for r in table.merges), type(total)())

@@ -13,7 +13,9 @@ import click
 
 from ..errors import HrgraphError
 from ..files import write_atomic
+from .common import RICH_ROWS as COMMON_RICH_ROWS
 from .common import (
+    print_table,
     EXIT_SPEC,
     rich_console,
     fail,
@@ -135,32 +137,12 @@ def compile_(
     _print_summary(summary)
 
 
-#: Above this many rows a table is printed as plain aligned text: rich measures
-#: every cell through its renderer, which took 13 s for a 20,000-edge spec.
-RICH_ROWS = 300
+#: See :data:`hrgraph.cli.common.RICH_ROWS` (a module attribute here so that tests can lower it).
+RICH_ROWS = COMMON_RICH_ROWS
 
 
 def _table(console: Any, title: str, columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> None:
-    """Print a table: with rich up to RICH_ROWS rows, else as plain columns (linear in the number of cells)."""
-    if len(rows) <= RICH_ROWS:
-        from rich.table import Table
-
-        table = Table(title=title, title_justify="left")
-        for col, justify in columns:
-            table.add_column(col, justify=justify)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        return
-    widths = [max([len(col)] + [len(row[i]) for row in rows]) for i, (col, _) in enumerate(columns)]
-
-    def line(cells: tuple[str, ...] | list[str]) -> str:
-        return "  ".join(
-            cell.rjust(w) if justify == "right" else cell.ljust(w) for cell, w, (_, justify) in zip(cells, widths, columns)
-        ).rstrip()
-
-    text = [title, line([col for col, _ in columns]), line(["-" * w for w in widths])] + [line(row) for row in rows]
-    click.echo("\n".join(text))
+    print_table(console, title, columns, rows, rich_rows=RICH_ROWS)
 
 
 def _inputs_cell(node: dict[str, Any]) -> str:
