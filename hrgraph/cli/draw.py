@@ -66,12 +66,13 @@ def diff_(a: Path, b: Path, out: Path | None, rankdir: str, loading: SpecLoading
 
     refuse_input(out, a, b)
     diff = diff_specs(loading.load(a), loading.load(b))
-    if out is not None:  # draw first: a failure must not follow a summary that looks complete
-        write_diagram(diff_diagram(diff, rankdir=rankdir.upper()).source, out)
     colours = {"+": "green", "-": "red", "~": "yellow"}
+    # The text first: it needs no Graphviz, so a missing `dot` still leaves the diff on screen,
+    # followed by the error (and exit 1) that says the drawing was not made.
     for line in diff.summary():
         click.secho(line, fg=colours.get(line[:1]))
     if out is not None:
+        write_diagram(diff_diagram(diff, rankdir=rankdir.upper()).source, out)
         click.echo(f"wrote {out}")
 
 

@@ -28,7 +28,7 @@ from .common import (
 )
 
 @click.command()
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @max_activation_option
 @spec_loading_options
 @click.option("--expand", is_flag=True, help="Show each edge pattern's line and the edges it expanded to.")
@@ -43,15 +43,20 @@ def validate(
 ) -> None:
     """Check SPECS (structure, graph and shapes) without building any module.
 
-    Prints one line per spec; exits 1 if any is invalid.  With --expand, each
+    SPECS are files or folders; a folder's *.yaml and *.yml are checked, its
+    subfolders' too (as the gallery draws them).  Prints one line per spec;
+    exits 1 if any is invalid.  With --expand, each
     edge pattern follows: where it is, and each edge it made (marked where an
     explicit edge, a later pattern or a child spec overrode it).
     """
     from ..spec.patterns import describe_expansions, recording
     from ..build.shapes import MAX_ACTIVATION, format_count, infer_shapes
 
+    files = [f for p in specs for f in (_folder_specs(p) if p.is_dir() else [p])]
+    if not files:
+        raise click.BadParameter(f"no *.yaml spec in {', '.join(map(str, specs))}", param_hint="SPECS")
     failed = 0
-    for path in specs:
+    for path in files:
         try:
             with recording() as expansions:
                 loaded = loading.load(path)
@@ -72,8 +77,14 @@ def validate(
                 edges = {"edges": loaded.to_dict()["edges"]}
                 click.echo(yaml.safe_dump(edges, sort_keys=False, default_flow_style=None, width=100), nl=False)
     if failed:
-        click.echo(f"{failed} of {len(specs)} specs invalid", err=True)
+        click.echo(f"{failed} of {len(files)} specs invalid", err=True)
         raise SystemExit(EXIT_SPEC)
+
+
+def _folder_specs(folder: Path) -> list[Path]:
+    """A folder's specs, its own first, then its subfolders' (the gallery's order)."""
+    found = [p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
+    return sorted(found, key=lambda p: (len(p.relative_to(folder).parts), p.relative_to(folder).as_posix()))
 
 
 @click.command(name="compile")

@@ -144,6 +144,8 @@ def zoo_markdown(rows: list[ZooEntry], *, command: str | None = None, title: str
     """The table as a Markdown document (what ``hrgraph zoo`` prints).
 
     ``command``, if given, is recorded in a comment saying the file is generated.
+    Rows show the spec's ``name`` (its file's stem if it has none), then the
+    file's label, which families and "vs original" refer to.
     """
     by_name = {r.name: r for r in rows}
     lines = [f"# {title}", ""]
@@ -154,8 +156,8 @@ def zoo_markdown(rows: list[ZooEntry], *, command: str | None = None, title: str
         "A family is the specs with the same layers up to hidden widths and edges; its original is the member",
         "without edges and with the fewest parameters, and \"vs original\" is #P relative to it.",
         "",
-        "| Spec | Family | Nodes | Edges | #P | #P (M) | vs original |",
-        "|:-----|:-------|------:|------:|---:|-------:|------------:|",
+        "| Spec | File | Family | Nodes | Edges | #P | #P (M) | vs original |",
+        "|:-----|:-----|:-------|------:|------:|---:|-------:|------------:|",
     ]
     for r in rows:
         if r.original is None:
@@ -165,7 +167,7 @@ def zoo_markdown(rows: list[ZooEntry], *, command: str | None = None, title: str
         else:
             relative = f"{r.params / by_name[r.original].params - 1:+.2%}"
         lines.append(
-            f"| {r.name} | {r.family} | {r.nodes} | {r.edges} | {r.params:,} | {r.params / 1e6:.2f} | {relative} |"
+            f"| {r.spec.name or r.name} | {r.name} | {r.family} | {r.nodes} | {r.edges} | {r.params:,} | {r.params / 1e6:.2f} | {relative} |"
         )
     lines.append("")
     return "\n".join(lines)
