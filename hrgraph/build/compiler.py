@@ -42,10 +42,11 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import Gate, WeightedSum, build_block, build_projection, init_weights
-from ..errors import CompileError, HrgraphError
+from ..errors import CompileError, GraphError, HrgraphError
 from ..files import atomic_open
 from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
-from ..spec.models import Spec, load_spec, parse_edge_ref
+from ..spec.models import Edge, Spec, load_spec
+from .graph import select_edges
 
 __all__ = ["HrNet", "compile_model", "generate_forward", "save_checkpoint", "load_checkpoint"]
 
@@ -315,7 +316,9 @@ class HrNet(nn.Module):
         """Edges currently skipped by the forward, as ``"from->to"``, in spec order."""
         return [e.name for e in self.spec.edges if e.key in self._disabled]
 
-    def set_edges(self, disabled: Iterable[str] = (), *, enabled: Iterable[str] | None = None) -> "HrNet":
+    def set_edges(
+        self, disabled: "Iterable[str | Edge] | str | Edge" = (), *, enabled: "Iterable[str | Edge] | str | Edge | None" = None
+    ) -> "HrNet":
         """Skip some long-range edges in the forward, keeping their parameters.
 
         The state_dict keeps every key, so a trained model can be evaluated with
@@ -325,9 +328,11 @@ class HrNet(nn.Module):
 
         Parameters
         ----------
-        disabled : iterable of str
-            Edges to skip, as ``"from:to"`` or ``"from->to"``; all others run.
-        enabled : iterable of str, optional
+        disabled : str, Edge or iterable of them
+            Edges to skip; all others run.  Each is ``"from:to"`` or
+            ``"from->to"`` (either side may be a pattern: ``"stem:*"``), or an
+            :class:`~hrgraph.Edge` such as :func:`hrgraph.select_edges` returns.
+        enabled : same, optional
             Alternatively, the edges to keep; all others are skipped.
 
         Returns
@@ -337,9 +342,10 @@ class HrNet(nn.Module):
 
         Raises
         ------
-        ValueError
-            An edge does not exist, or is a concat edge (cutting it would change
-            the target's width).
+        GraphError
+            A selector names no edge (``UnknownNodeError`` for an unknown node),
+            or selects a concat edge (cutting it would change the target's
+            width); the model is left as it was.
 
         Examples
         --------
@@ -347,25 +353,23 @@ class HrNet(nn.Module):
         >>> model = hrgraph.compile_model("specs/hiresnet18.yaml")
         >>> model.set_edges(disabled=["stem:stage4"]).disabled_edges
         ['stem->stage4']
+        >>> model.set_edges(disabled=hrgraph.select_edges(model.spec, "*:stage4")).disabled_edges
+        ['stem->stage4', 'stage1->stage4', 'stage2->stage4']
         >>> model.set_edges().disabled_edges
         []
         """
+        chosen = {e.key for e in select_edges(self.spec, enabled if enabled is not None else disabled)}
         known = {e.key: e for e in self.spec.edges}
-
-        def keys(refs: Iterable[str]) -> set[tuple[str, str]]:
-            out = set()
-            for ref in [refs] if isinstance(refs, str) else refs:
-                key = parse_edge_ref(ref)
-                if key not in known:
-                    listed = ", ".join(f"{a}:{b}" for a, b in known) or "none"
-                    raise ValueError(f"no edge {key[0]}:{key[1]} in this model; its edges: {listed}")
-                out.add(key)
-            return out
-
-        off = set(known) - keys(enabled) if enabled is not None else keys(disabled)
-        concat = sorted(known[k].name for k in off if known[k].merge == "concat")
+        off = set(known) - chosen if enabled is not None else chosen
+        concat = [known[k] for k in known if k in off and known[k].merge == "concat"]
         if concat:
-            raise ValueError(f"cannot disable concat edges at run time ({', '.join(concat)}): use hrgraph.edit.ablate")
+            names = ", ".join(e.name for e in concat)
+            raise GraphError(
+                f"cannot disable concat edges at run time ({names}): their target's width would change; "
+                "remove them with hrgraph.edit.ablate",
+                path=self.spec.path,
+                edge=concat[0].name,
+            )
         self._disabled = frozenset(off)
         self._generate()
         return self

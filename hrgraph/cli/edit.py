@@ -166,9 +166,29 @@ def ablate(
         base, drop=_selectors(drop) or None, keep=_selectors(keep) or None, variant=variant, name=name
     )
     kept = {e.key for e in derived.edges}  # a set: comparing Edge models pairwise is quadratic
-    removed = [e.name for e in base.edges if e.key not in kept]
-    summary = f"{derived.name}: removed {', '.join(removed) or 'no edge'}; {len(derived.edges)} edges left, {count_params(derived):,} params"
+    removed = [e for e in base.edges if e.key not in kept]
+    summary = f"{derived.name}: removed {', '.join(e.name for e in removed) or 'no edge'}"
+    if removed:
+        summary += _param_change(base, derived, removed)
+    summary += f"; {len(derived.edges)} edges left, {count_params(derived):,} params"
     emit_generated(derived, command, out, summary)
+
+
+def _param_change(base, derived, removed) -> str:
+    """``: -8,448 params in their projections, -12,345 downstream (concat narrowing)``.
+
+    The edges' own projections, apart from what removing them changed elsewhere:
+    a concat edge narrows its target, so every consumer's weights shrink too.
+    """
+    from ..build.shapes import infer_shapes
+
+    before = infer_shapes(base)
+    own = sum(before.projections[e.key].params for e in removed if e.key in before.projections)
+    downstream = infer_shapes(derived).params - (before.params - own)
+    text = f": -{own:,} params in their projections"
+    if downstream:
+        text += f", {downstream:+,} downstream (concat narrowing)"
+    return text
 
 
 @click.command()
