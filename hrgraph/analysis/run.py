@@ -11,6 +11,7 @@ trained on, with the same number of classes).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,9 @@ def load_checkpoint(
     """
     checkpoint = find_checkpoint(path, which=which)[0] if Path(path).is_dir() else Path(path)
     try:
-        payload = read_checkpoint(checkpoint, map_location=map_location)
+        with warnings.catch_warnings():  # a plain pickle makes torch warn about its protocol; the error says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = read_checkpoint(checkpoint, map_location=map_location)
     except TrainingError:
         payload = None  # not a run checkpoint: perhaps `hrgraph compile -o`'s (that reader says why not)
     if payload is None or not isinstance(payload.get("model"), dict) or "state_dict" in payload:
