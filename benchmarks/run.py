@@ -264,7 +264,8 @@ def bench_derive(cfg: argparse.Namespace) -> dict:
 
     from click.testing import CliRunner
 
-    from hrgraph.cli.main import _print_summary, main as cli
+    from hrgraph.cli.main import main as cli
+    from hrgraph.cli.spec import _print_summary
 
     n = cfg.derive_nodes
     data = random_dag_spec(n, seed=0, fan_in=20, window=24)
@@ -307,6 +308,56 @@ def bench_derive(cfg: argparse.Namespace) -> dict:
         "median_s": {k: med(v) for k, v in times.items()},
         "ratio_to_validate": {k: med(v) / base for k, v in times.items()},
         "match_outcome": outcome.get("match", ""),
+    }
+
+
+def dense_spec_text(nodes: int) -> str:
+    """``nodes`` small conv nodes on an 8x8 input and one all-pairs pattern: ``n(n-1)/2`` edges (4,851 for 99+1)."""
+    lines = ["name: dense", "input: {channels: 3, height: 8, width: 8}", "nodes:"]
+    lines += [f"  - {{id: n{i}, kind: conv, channels: 4}}" for i in range(nodes - 1)]
+    lines += ["  - {id: head, kind: classifier, classes: 10}", "edges:", "  - {from: 'n*', to: 'n*'}"]
+    return "\n".join(lines) + "\n"
+
+
+def bench_dense(cfg: argparse.Namespace) -> dict:
+    """`summary`, `compile --json`, `render -o .dot` and `zoo` on one all-pairs spec, each as a ratio to `validate`.
+
+    Issue 19.10: `summary` of 100 nodes and 4,851 edges took over 120 s where
+    `validate` took 0.5 s (every row's share summed the whole table again).  The
+    commands run in-process through the CLI, interleaved, on the same file.
+    """
+    from click.testing import CliRunner
+
+    from hrgraph.cli.main import main as cli
+
+    n = cfg.dense_nodes
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"dense{n}.yaml"
+        path.write_text(dense_spec_text(n))
+        edges = len(hrgraph.load_spec(path).edges)
+
+        def command(*args: str) -> Callable[[], None]:
+            def run() -> None:
+                result = CliRunner().invoke(cli, list(args))
+                assert result.exit_code == 0, result.output
+
+            return run
+
+        contenders = {
+            "validate": command("validate", str(path)),
+            "summary": command("summary", str(path)),
+            "compile --json": command("compile", "--json", str(path)),
+            "render -o x.dot": command("render", str(path), "-o", f"{tmp}/x.dot"),
+            "zoo": command("zoo", str(path)),
+        }
+        times = interleaved(contenders, cfg.dense_repeats, warmup=1)
+    base = med(times["validate"])
+    return {
+        "nodes": n,
+        "edges": edges,
+        "repeats": cfg.dense_repeats,
+        "median_s": {k: med(v) for k, v in times.items()},
+        "ratio_to_validate": {k: med(v) / base for k, v in times.items()},
     }
 
 
@@ -592,6 +643,22 @@ def report(results: dict, cfg: argparse.Namespace) -> str:
                 ratio = d["ratio_to_validate"][name]
                 lines.append(f"| `{name}` | {seconds:.2f} | {ratio:.2f}x {_ok(ratio <= 2) if name != 'validate' else ''} |")
             lines += ["", f"Median of {d['repeats']} run(s) each. `match` said: `{d['match_outcome']}`", ""]
+    if "dense" in r:
+        d = r["dense"]
+        lines += [
+            f"## Commands on a dense spec ({d['nodes']:,} nodes, {d['edges']:,} edges)",
+            "",
+            "One all-pairs edge pattern (`{from: 'n*', to: 'n*'}`) over small conv nodes on an 8x8 input: the",
+            "edge count grows as n^2 while the work per edge stays small. Each command runs in-process through the",
+            "CLI (`CliRunner`) on the same file, interleaved, and is given as a ratio to `validate` of that file",
+            "(`compile --json` also builds the model and runs one forward).",
+            "",
+            "| command | time (s) | / validate |",
+            "|---|---|---|",
+        ]
+        for name, seconds in d["median_s"].items():
+            lines.append(f"| `{name}` | {seconds:.2f} | {d['ratio_to_validate'][name]:.2f}x |")
+        lines += ["", f"Median of {d['repeats']} run(s) each.", ""]
     if "generate" in r:
         rows = r["generate"]["rows"]
         lines += [
@@ -728,6 +795,7 @@ SECTIONS = {
     "resnet18": bench_resnet18,
     "hiresnet": bench_hiresnet,
     "compile": bench_compile_time,
+    "dense": bench_dense,
     "generate": bench_generate,
     "cli": bench_cli,
     "torch_compile": bench_torch_compile,  # last: dynamo changes global state
@@ -747,11 +815,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg.sizes, cfg.compile_repeats, cfg.cli_repeats = [10, 100], 1, 1
         cfg.derive_nodes, cfg.derive_repeats = 100, 1
         cfg.gen_sizes = [100, 500]
+        cfg.dense_nodes, cfg.dense_repeats = 30, 1
     else:
         cfg.size, cfg.batch, cfg.cifar_batch, cfg.repeats = 224, 8, 32, 11
         cfg.sizes, cfg.compile_repeats, cfg.cli_repeats = [10, 100, 1000, 5000], 3, 7
         cfg.derive_nodes, cfg.derive_repeats = 1000, 3
         cfg.gen_sizes = [1000, 5000]
+        cfg.dense_nodes, cfg.dense_repeats = 100, 3
     results: dict = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

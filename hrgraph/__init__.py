@@ -72,7 +72,8 @@ __all__ = [
 _LAZY = {
     "compile_model": "build.compiler",
     "save_checkpoint": "build.compiler",
-    "load_checkpoint": "build.compiler",
+    # Both kinds of checkpoint (compile's and a training run's): it rebuilds a run as `hrgraph analyze` does.
+    "load_checkpoint": "analysis.run",
     "HrNet": "build.compiler",
     "register_block": "build.blocks",
     "load_weights": "io.weights",

@@ -350,6 +350,63 @@ def test_no_edges_with_hiresnet_weights_is_resnet18(trained_like, batch):
 
 
 def test_set_edges_refuses_unknown_edges(trained_like):
-    with pytest.raises(ValueError, match="no edge stem:stage1"):
+    with pytest.raises(hrgraph.GraphError, match="no edge stem:stage1") as info:
         trained_like.set_edges(disabled=["stem:stage1"])
+    assert info.value.edge == "stem->stage1"
     assert trained_like.disabled_edges == []
+    with pytest.raises(hrgraph.UnknownNodeError, match="stage9"):
+        trained_like.set_edges(disabled=["V1:stage9"])
+
+
+def test_set_edges_takes_what_select_edges_returns_and_patterns(trained_like):
+    """Issue 20.6: the documented way (expand a pattern with select_edges) must be accepted."""
+    selected = hrgraph.select_edges(trained_like.spec, "*:stage4")
+    assert trained_like.set_edges(disabled=selected).disabled_edges == [e.name for e in selected]
+    assert trained_like.set_edges(disabled=["*:stage4"]).disabled_edges == [e.name for e in selected]
+    assert trained_like.set_edges(disabled="stem:*").disabled_edges == [
+        e.name for e in trained_like.spec.edges if e.from_ == "stem"]
+    kept = trained_like.set_edges(enabled=selected[:1]).disabled_edges
+    assert kept == [e.name for e in trained_like.spec.edges if e != selected[0]]
+    with pytest.raises(hrgraph.GraphError, match="matches no edge"):
+        trained_like.set_edges(disabled=["stage4:*"])
+    trained_like.set_edges()
+
+
+def test_set_edges_refuses_concat_edges_naming_them():
+    spec = hrgraph.load_spec({
+        "input": {"channels": 3, "height": 8, "width": 8},
+        "nodes": [{"id": "a", "kind": "conv", "channels": 4}, {"id": "b", "kind": "conv", "channels": 4},
+                  {"id": "c", "kind": "conv", "channels": 4}, {"id": "head", "kind": "classifier", "classes": 2}],
+        "edges": [{"from": "a", "to": "c", "merge": "concat"}],
+    })
+    model = hrgraph.compile_model(spec)
+    with pytest.raises(hrgraph.GraphError, match="concat") as info:
+        model.set_edges(disabled=["a:c"])
+    assert info.value.edge == "a->c" and model.disabled_edges == []
+
+
+CONCAT = """\
+name: dense
+input: {channels: 3, height: 8, width: 8}
+nodes:
+  - {id: a, kind: conv, channels: 32}
+  - {id: b, kind: conv, channels: 128}
+  - {id: c, kind: conv, channels: 64}
+  - {id: head, kind: classifier, classes: 10}
+edges:
+  - {from: a, to: c, merge: concat}
+"""
+
+
+def test_ablate_summary_separates_the_edges_own_params_from_the_knock_on_change(tmp_path):
+    """Issue 20.5: dropping a concat edge narrows its target, so the head's weights shrink too."""
+    spec = tmp_path / "concat.yaml"
+    spec.write_text(CONCAT)
+    result = CliRunner().invoke(main, ["ablate", str(spec), "--drop", "a:c"])
+    assert result.exit_code == 0, result.output
+    # head: avgpool + fc over 96 features before (64 + 32), 64 after: 32 x 10 weights fewer.
+    assert "removed a->c: -0 params in their projections, -320 downstream (concat narrowing)" in result.stderr
+    summed = CliRunner().invoke(main, ["ablate", "specs/hiresnet18.yaml", "--drop", "stem:stage4"])
+    projection = hrgraph.infer_shapes(hrgraph.load_spec("specs/hiresnet18.yaml")).projections[("stem", "stage4")].params
+    assert f"removed stem->stage4: -{projection:,} params in their projections;" in summed.stderr
+    assert "downstream" not in summed.stderr

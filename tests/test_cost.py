@@ -227,3 +227,35 @@ def test_summary_imports_no_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, timeout=60)
+
+
+def test_summary_of_a_dense_spec_is_linear(tmp_path):
+    """Issue 19.10: 60 nodes under one all-pairs pattern (1,711 edges) once took minutes; share() re-summed the table per row."""
+    import time
+
+    from click.testing import CliRunner
+
+    from hrgraph.cli.main import main
+
+    nodes = "\n".join(f"  - {{id: n{i}, kind: conv, channels: 4}}" for i in range(59))
+    path = tmp_path / "dense.yaml"
+    path.write_text(
+        "input: {channels: 3, height: 8, width: 8}\nnodes:\n" + nodes
+        + "\n  - {id: head, kind: classifier, classes: 10}\nedges:\n  - {from: 'n*', to: 'n*'}\n"
+    )
+    start = time.perf_counter()
+    validated = CliRunner().invoke(main, ["validate", str(path)])
+    validate_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = CliRunner().invoke(main, ["summary", str(path)])
+    summary_s = time.perf_counter() - start
+    assert validated.exit_code == 0 and result.exit_code == 0, result.output
+    assert "n57->n58" in result.output and "total" in result.output
+    # Linear: a few validates' worth (quadratic was ~100x here); generous for a loaded machine.
+    assert summary_s < 10 * validate_s + 1.0, (summary_s, validate_s)
+
+
+def test_cost_total_is_computed_once():
+    plan = hrgraph.infer_shapes(hrgraph.load_spec("specs/hiresnet18.yaml"))
+    table = count_cost(plan)
+    assert table.total is table.total

@@ -66,6 +66,8 @@ def analyze(
     device: str = "cpu",
     block_output: str = "post-relu",
     bn_batches: int = 20,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
 ) -> dict[str, Any]:
     """Analyse a trained run (or checkpoint) on one split of its data set and write the results to ``out``.
 
@@ -97,6 +99,9 @@ def analyze(
         Training batches (of ``batch_size``) over which the BatchNorm
         statistics of the network at initialisation are re-estimated before its
         contributions are measured; 0 keeps them as constructed (mean 0, variance 1).
+    allow_imports, allow_outside : bool
+        Passed to :func:`hrgraph.load_spec` for the run's stored spec (its
+        ``imports`` run only when allowed).
 
     Returns
     -------
@@ -124,7 +129,7 @@ def analyze(
         dev = pick_device(device)
     except ValueError as err:
         raise TrainingError(str(err)) from None
-    run = open_run(run_or_checkpoint, device=dev)
+    run = open_run(run_or_checkpoint, device=dev, allow_imports=allow_imports, allow_outside=allow_outside)
     refuse_diverged(run)
     model = run.model
     cut, skipped = edgecut.cuttable_edges(model, edges)  # unknown names fail before any data is read

@@ -11,6 +11,7 @@ trained on, with the same number of classes).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,15 @@ from typing import Any
 import torch
 
 from ..build.compiler import HrNet, compile_model
+from ..build.compiler import load_checkpoint as load_model_checkpoint
+from ..build.shapes import MAX_ACTIVATION
 from ..errors import DataError, HrgraphError, TrainingError
 from ..spec.models import Spec, load_spec
 from ..train.checkpoint import read_checkpoint
 from ..train.data import DataSplits, iterate_batches, load_data
 from ..train.recipe import Recipe, load_recipe
 
-__all__ = ["Run", "find_checkpoint", "open_run", "refuse_diverged", "load_run_data", "split_batches"]
+__all__ = ["Run", "find_checkpoint", "open_run", "load_checkpoint", "refuse_diverged", "load_run_data", "split_batches"]
 
 SPLITS = ("test", "val")
 
@@ -46,16 +49,19 @@ class Run:
     payload: dict[str, Any]
 
 
-def find_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
-    """``(checkpoint, run_dir)`` for a run folder (best.pt, else last.pt) or a checkpoint file.
+def find_checkpoint(path: str | Path, *, which: str | None = None) -> tuple[Path, Path | None]:
+    """``(checkpoint, run_dir)`` for a run folder or a checkpoint file.
 
-    A checkpoint inside ``RUN/checkpoints/`` belongs to ``RUN``; any other
-    checkpoint file has no run folder.
+    A run folder gives ``checkpoints/<which>.pt``; without ``which``, its
+    ``best.pt``, else ``last.pt``.  A checkpoint inside ``RUN/checkpoints/``
+    belongs to ``RUN``; any other checkpoint file has no run folder.
 
     Raises
     ------
     TrainingError
-        ``path`` does not exist, or is a folder without a checkpoint.
+        ``path`` does not exist, or is a folder without that checkpoint.
+    ValueError
+        ``which`` is neither ``"best"`` nor ``"last"``.
 
     Examples
     --------
@@ -64,14 +70,18 @@ def find_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     ...
     hrgraph.errors.TrainingError: no/such/run: no such run folder or checkpoint file
     """
+    if which not in (None, "best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', not {which!r}")
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
+        names = (f"{which}.pt",) if which else ("best.pt", "last.pt")
+        for name in names:
             candidate = path / "checkpoints" / name
             if candidate.is_file():
                 return candidate, path
+        looked = " and ".join(f"checkpoints/{n}" for n in names)
         raise TrainingError(
-            "no checkpoint in this folder (looked for checkpoints/best.pt and checkpoints/last.pt): "
+            f"no checkpoint in this folder (looked for {looked}): "
             "give a run folder written by `hrgraph train`, or a checkpoint file",
             path=str(path),
         )
@@ -81,16 +91,30 @@ def find_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     return path, run_dir
 
 
-def open_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
+def open_run(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    which: str | None = None,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+    max_activation: int = MAX_ACTIVATION,
+) -> Run:
     """Read the checkpoint of a run folder or file and rebuild its trained model (in eval mode).
+
+    ``which`` picks a run folder's checkpoint (see :func:`find_checkpoint`);
+    ``allow_imports`` and ``allow_outside`` are passed to :func:`hrgraph.load_spec`
+    for the stored spec, ``max_activation`` to :func:`~hrgraph.build.compiler.compile_model`.
 
     Raises
     ------
     TrainingError
         No checkpoint, a file that is not an hrgraph run checkpoint, or
         weights that do not fit the stored spec.
+    ShapeError
+        A node output of the stored spec above ``max_activation`` elements.
     """
-    checkpoint, run_dir = find_checkpoint(path)
+    checkpoint, run_dir = find_checkpoint(path, which=which)
     try:
         payload = read_checkpoint(checkpoint, map_location=device)
     except HrgraphError:
@@ -104,11 +128,11 @@ def open_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
     if missing:
         raise TrainingError(f"not an hrgraph run checkpoint: it has no {', '.join(missing)}", path=str(checkpoint))
     try:
-        spec = load_spec(payload["spec"])
+        spec = load_spec(payload["spec"], allow_imports=allow_imports, allow_outside=allow_outside)
         recipe = load_recipe(payload["recipe"])
     except HrgraphError as err:
         raise TrainingError(f"the checkpoint's spec or recipe is not valid: {err}", path=str(checkpoint)) from err
-    model = compile_model(spec).to(device)
+    model = compile_model(spec, max_activation=max_activation).to(device)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
@@ -119,6 +143,70 @@ def open_run(path: str | Path, *, device: str | torch.device = "cpu") -> Run:
         ) from err
     model.eval()
     return Run(checkpoint, run_dir, spec, recipe, model, payload)
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    which: str | None = None,
+    map_location: Any = "cpu",
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+    max_activation: int = MAX_ACTIVATION,
+) -> tuple[HrNet, dict[str, Any]]:
+    """The model of a checkpoint, in eval mode, and the checkpoint's metadata: ``(model, payload)``.
+
+    Takes what ``hrgraph compile -o`` writes and what ``hrgraph train``
+    writes: a run's checkpoint file or its run folder (``checkpoints/best.pt``
+    by default, ``which="last"`` for the last epoch's).  A run's model is
+    rebuilt exactly as ``hrgraph analyze`` rebuilds it (:func:`open_run`), so
+    both give the same logits; ``payload`` then holds the run's spec, recipe,
+    epoch and metrics (``payload["model"]`` its weights).
+
+    Parameters
+    ----------
+    path : path
+        A checkpoint file or a run folder.
+    which : {"best", "last"}, optional
+        A run folder's checkpoint (default: best, else last).
+    map_location : str or torch.device
+        Where the weights go.
+    allow_imports, allow_outside : bool
+        Passed to :func:`hrgraph.load_spec` for the stored spec.
+    max_activation : int
+        Refuse a stored spec with a node output above this many elements per
+        sample, as ``compile_model`` does.
+
+    Raises
+    ------
+    HrgraphError
+        Missing file, a file that is neither kind of checkpoint (a pickle that
+        would build other objects is refused unopened), or weights that do not
+        fit the stored spec.
+
+    Examples
+    --------
+    >>> import hrgraph
+    >>> hrgraph.load_checkpoint("no/such/run.pt")
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.HrgraphError: no/such/run.pt: no such checkpoint file
+    """
+    checkpoint = find_checkpoint(path, which=which)[0] if Path(path).is_dir() else Path(path)
+    try:
+        with warnings.catch_warnings():  # a plain pickle makes torch warn about its protocol; the error says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = read_checkpoint(checkpoint, map_location=map_location)
+    except TrainingError:
+        payload = None  # not a run checkpoint: perhaps `hrgraph compile -o`'s (that reader says why not)
+    if payload is None or not isinstance(payload.get("model"), dict) or "state_dict" in payload:
+        model, payload = load_model_checkpoint(checkpoint, map_location=map_location, max_activation=max_activation,
+                                               allow_imports=allow_imports, allow_outside=allow_outside)
+        model.eval()
+        return model, payload
+    run = open_run(checkpoint, device=map_location, allow_imports=allow_imports, allow_outside=allow_outside,
+                   max_activation=max_activation)
+    return run.model, run.payload
 
 
 def refuse_diverged(run: Run) -> None:

@@ -40,11 +40,12 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import Gate, WeightedSum, build_block, build_projection, init_weights
-from ..errors import CompileError, HrgraphError
+from ..errors import CompileError, GraphError, HrgraphError
 from ..files import atomic_open
 from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
 from .codegen import generate_forward, generate_unrolled
-from ..spec.models import Spec, load_spec, parse_edge_ref
+from ..spec.models import Edge, Spec, load_spec
+from .graph import select_edges
 
 __all__ = ["HrNet", "compile_model", "generate_forward", "generate_unrolled", "save_checkpoint", "load_checkpoint"]
 
@@ -143,7 +144,9 @@ class HrNet(nn.Module):
         """Edges currently skipped by the forward, as ``"from->to"``, in spec order."""
         return [e.name for e in self.spec.edges if e.key in self._disabled]
 
-    def set_edges(self, disabled: Iterable[str] = (), *, enabled: Iterable[str] | None = None) -> "HrNet":
+    def set_edges(
+        self, disabled: "Iterable[str | Edge] | str | Edge" = (), *, enabled: "Iterable[str | Edge] | str | Edge | None" = None
+    ) -> "HrNet":
         """Skip some long-range edges in the forward, keeping their parameters.
 
         The state_dict keeps every key, so a trained model can be evaluated with
@@ -153,9 +156,11 @@ class HrNet(nn.Module):
 
         Parameters
         ----------
-        disabled : iterable of str
-            Edges to skip, as ``"from:to"`` or ``"from->to"``; all others run.
-        enabled : iterable of str, optional
+        disabled : str, Edge or iterable of them
+            Edges to skip; all others run.  Each is ``"from:to"`` or
+            ``"from->to"`` (either side may be a pattern: ``"stem:*"``), or an
+            :class:`~hrgraph.Edge` such as :func:`hrgraph.select_edges` returns.
+        enabled : same, optional
             Alternatively, the edges to keep; all others are skipped.
 
         Returns
@@ -165,9 +170,10 @@ class HrNet(nn.Module):
 
         Raises
         ------
-        ValueError
-            An edge does not exist, or is a concat edge (cutting it would change
-            the target's width).
+        GraphError
+            A selector names no edge (``UnknownNodeError`` for an unknown node),
+            or selects a concat edge (cutting it would change the target's
+            width); the model is left as it was.
 
         Examples
         --------
@@ -175,25 +181,23 @@ class HrNet(nn.Module):
         >>> model = hrgraph.compile_model("specs/hiresnet18.yaml")
         >>> model.set_edges(disabled=["stem:stage4"]).disabled_edges
         ['stem->stage4']
+        >>> model.set_edges(disabled=hrgraph.select_edges(model.spec, "*:stage4")).disabled_edges
+        ['stem->stage4', 'stage1->stage4', 'stage2->stage4']
         >>> model.set_edges().disabled_edges
         []
         """
+        chosen = {e.key for e in select_edges(self.spec, enabled if enabled is not None else disabled)}
         known = {e.key: e for e in self.spec.edges}
-
-        def keys(refs: Iterable[str]) -> set[tuple[str, str]]:
-            out = set()
-            for ref in [refs] if isinstance(refs, str) else refs:
-                key = parse_edge_ref(ref)
-                if key not in known:
-                    listed = ", ".join(f"{a}:{b}" for a, b in known) or "none"
-                    raise ValueError(f"no edge {key[0]}:{key[1]} in this model; its edges: {listed}")
-                out.add(key)
-            return out
-
-        off = set(known) - keys(enabled) if enabled is not None else keys(disabled)
-        concat = sorted(known[k].name for k in off if known[k].merge == "concat")
+        off = set(known) - chosen if enabled is not None else chosen
+        concat = [known[k] for k in known if k in off and known[k].merge == "concat"]
         if concat:
-            raise ValueError(f"cannot disable concat edges at run time ({', '.join(concat)}): use hrgraph.edit.ablate")
+            names = ", ".join(e.name for e in concat)
+            raise GraphError(
+                f"cannot disable concat edges at run time ({names}): their target's width would change; "
+                "remove them with hrgraph.edit.ablate",
+                path=self.spec.path,
+                edge=concat[0].name,
+            )
         self._disabled = frozenset(off)
         self._generate()
         return self
@@ -339,12 +343,22 @@ def _load_failure(err: Exception) -> str:
     return f"torch.load could not read it: {type(err).__name__}" + (f": {lines[0][:200]}" if lines else "")
 
 
-def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[HrNet, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path,
+    *,
+    map_location: Any = "cpu",
+    max_activation: int = MAX_ACTIVATION,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+) -> tuple[HrNet, dict[str, Any]]:
     """Rebuild a model from :func:`save_checkpoint`'s file; returns ``(model, payload)``.
 
     Only tensors and plain Python values are unpickled (``torch.load`` with
     ``weights_only=True``), which is all a checkpoint holds: a crafted file
-    cannot run code on load.
+    cannot run code on load.  ``max_activation`` is compile's limit; the
+    ``allow_*`` switches go to :func:`hrgraph.load_spec` for the stored spec.
+    :func:`hrgraph.load_checkpoint` also takes ``hrgraph train``'s checkpoints
+    and run folders, and comes here for this kind.
 
     Raises
     ------
@@ -369,13 +383,13 @@ def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[HrN
     missing = [k for k in ("spec", "fingerprint", "input_shape", "state_dict") if k not in payload]
     if missing:
         raise HrgraphError(f"not an hrgraph checkpoint (it lacks {', '.join(missing)})", path=where)
-    spec = load_spec(payload["spec"])
+    spec = load_spec(payload["spec"], allow_imports=allow_imports, allow_outside=allow_outside)
     if spec.fingerprint != payload["fingerprint"]:
         raise HrgraphError(
             f"spec fingerprint {spec.fingerprint} does not match the checkpoint's {payload['fingerprint']}",
             path=where,
         )
-    model = compile_model(spec, input_shape=tuple(payload["input_shape"]))
+    model = compile_model(spec, input_shape=tuple(payload["input_shape"]), max_activation=max_activation)
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as err:

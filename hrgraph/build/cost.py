@@ -35,6 +35,7 @@ rows still sum to the plan's totals.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 from math import prod
 from typing import Any
 
@@ -98,8 +99,10 @@ class CostTable:
     def rows(self) -> tuple[CostRow, ...]:
         return self.nodes + self.projections + self.merges
 
-    @property
+    @cached_property
     def total(self) -> Cost:
+        # Cached: share() divides by it for every row, and recomputing it each time
+        # made a 4,851-edge summary quadratic (over 120 s).
         return sum((r.cost for r in self.rows), Cost())
 
     def share(self, row: CostRow, what: str) -> float:

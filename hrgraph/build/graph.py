@@ -9,14 +9,16 @@ both.  Every check is linear in nodes plus edges.  No torch here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from typing import Any
 
 import networkx as nx
 
 from ..errors import CycleError, GraphError, UnknownNodeError, did_you_mean
-from ..spec.models import Spec
+from ..spec.models import Edge, Spec, parse_edge_ref
 
-__all__ = ["check_graph", "topological_order", "delayed_links"]
+__all__ = ["check_graph", "topological_order", "delayed_links", "select_edges"]
 
 
 def _where(spec: Spec, *loc: Any) -> dict[str, Any]:
@@ -271,3 +273,105 @@ def topological_order(spec: Spec, graph: nx.DiGraph) -> list[str]:
     """
     index = {node.id: i for i, node in enumerate(spec.nodes)}
     return list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
+
+
+# -- edge selectors (ablate, set_edges, analyze --edges) ----------------------------
+
+
+_PATTERN_CHARS = set("*?[")
+
+
+def _ref(edge: Edge) -> str:
+    return f"{edge.from_}:{edge.to}"
+
+
+def _listing(spec: Spec) -> str:
+    return ", ".join(_ref(e) for e in spec.edges) or "none"
+
+
+def _split(selector: object, spec: Spec) -> tuple[str, str]:
+    if isinstance(selector, str) and selector.strip() == "*":
+        return "*", "*"
+    try:
+        return parse_edge_ref(selector) if isinstance(selector, str) else parse_edge_ref("")
+    except ValueError:
+        raise GraphError(
+            f"edge selector {selector!r} is not of the form 'from:to' (patterns: 'stem:*', '*:stage4', '*:*')",
+            path=spec.path,
+        ) from None
+
+
+def _matches(edge: Edge, src: str, dst: str) -> bool:
+    return fnmatchcase(edge.from_, src) and fnmatchcase(edge.to, dst)
+
+
+def _resolve(spec: Spec, selector: str) -> list[Edge]:
+    src, dst = _split(selector, spec)
+    ids = spec.node_ids
+    for side in (src, dst):
+        if not (_PATTERN_CHARS & set(side)) and side not in ids:
+            raise UnknownNodeError(
+                f"edge selector '{selector}': unknown node '{side}'{did_you_mean(side, ids)}; "
+                f"the spec's edges: {_listing(spec)}",
+                path=spec.path,
+            )
+    matched = [e for e in spec.edges if _matches(e, src, dst)]
+    if matched:
+        return matched
+    if not (_PATTERN_CHARS & set(src + dst)):
+        raise GraphError(
+            f"no edge {src}:{dst} in {spec.name or 'the spec'}"
+            f"{did_you_mean(f'{src}:{dst}', [_ref(e) for e in spec.edges])}; its edges: {_listing(spec)}",
+            path=spec.path,
+            edge=f"{src}->{dst}",
+        )
+    raise GraphError(f"edge selector '{selector}' matches no edge; the spec's edges: {_listing(spec)}", path=spec.path)
+
+
+def select_edges(spec: Spec, selectors: Iterable[str | Edge] | str | Edge) -> list[Edge]:
+    """The edges of ``spec`` that any of ``selectors`` matches, in spec order.
+
+    What :meth:`HrNet.set_edges <hrgraph.build.compiler.HrNet.set_edges>` and
+    :func:`hrgraph.edit.ablate` take, so a selection made here can be passed
+    on to either as it is.
+
+    Parameters
+    ----------
+    spec : Spec
+    selectors : str, Edge or iterable of them
+        ``"from:to"`` or ``"from->to"``; each side a node id or a pattern
+        (``*``, ``?``, ``[...]``); ``"*"`` alone is every edge.  An
+        :class:`~hrgraph.Edge` (e.g. from an earlier ``select_edges``) selects
+        that edge of ``spec``.
+
+    Returns
+    -------
+    list of Edge
+
+    Raises
+    ------
+    UnknownNodeError
+        A side names no node of the spec (with a "did you mean").
+    GraphError
+        A selector is malformed, names an edge that does not exist, or a
+        pattern matches no edge; the message lists the spec's edges.
+
+    Examples
+    --------
+    >>> from hrgraph import load_spec
+    >>> spec = load_spec("specs/hiresnet18.yaml")
+    >>> [e.name for e in select_edges(spec, "*:stage4")]
+    ['stem->stage4', 'stage1->stage4', 'stage2->stage4']
+    >>> select_edges(spec, "stem:stage1")
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.GraphError: specs/hiresnet18.yaml: edge stem->stage1: no edge stem:stage1 in hiresnet18 (did you mean 'stem:stage4'?); its edges: stem:stage2, ...
+    """
+    if isinstance(selectors, (str, Edge)):
+        selectors = [selectors]
+    chosen: set[tuple[str, str]] = set()
+    for selector in selectors:
+        if isinstance(selector, Edge):
+            selector = f"{selector.from_}:{selector.to}"
+        chosen.update(e.key for e in _resolve(spec, selector))
+    return [e for e in spec.edges if e.key in chosen]

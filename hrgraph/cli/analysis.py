@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .common import allow_imports_option, handle_errors, parse_shape, print_time
+from .common import SpecLoading, handle_errors, parse_shape, print_table, print_time, spec_loading_options
 from ..build.cost import CostRow, CostTable
 
 __all__ = ["summary", "analyze_command"]
@@ -34,9 +34,9 @@ def _percent(x: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @click.option("--input", "input_text", metavar="CxHxW", help="Override the spec's input shape.")
 @click.option("--sort", type=click.Choice(["params", "macs"]), help="Order rows by this, largest first (default: nodes in order, each followed by the edges into it).")
-@allow_imports_option
+@spec_loading_options
 @handle_errors
-def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None, allow_imports: bool) -> None:
+def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None, loading: SpecLoading) -> None:
     """Cost of every node and every long-range edge of SPEC, per sample (no module is built).
 
     Parameters, MACs (multiply-accumulates of convolutions and linear layers)
@@ -47,10 +47,9 @@ def summary(spec: Path, as_json: bool, input_text: str | None, sort: str | None,
     """
     from ..build.cost import count_cost
     from ..build.shapes import infer_shapes
-    from ..spec.models import load_spec
 
     input_shape = parse_shape(input_text)
-    table = count_cost(infer_shapes(load_spec(spec, allow_imports=allow_imports), input_shape=input_shape))
+    table = count_cost(infer_shapes(loading.load(spec), input_shape=input_shape))
     if as_json:
         click.echo(json.dumps(table.to_dict(), indent=2))
         return
@@ -81,39 +80,33 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
     # Ten columns: wider than the 120 of the other commands' tables, so that no number is cut.
     console = Console(highlight=False, soft_wrap=False, width=max(140, Console().width))
     total = table.total
-    cost = Table(title=f"{table.name or 'spec'}: cost per sample", title_justify="left")
-    for col, justify in (
-        ("row", "left"), ("block / projection", "left"), ("output", "left"), ("params", "right"), ("%", "right"),
-        ("MACs", "right"), ("%", "right"), ("activations", "right"), ("float32", "right"), ("%", "right"),
-    ):
-        cost.add_column(col, justify=justify, no_wrap=True)
-    for r in rows:
-        name = r.name if r.kind == "node" else f"  {r.name}"
-        cost.add_row(
-            name, r.label, format_shape(r.out_shape),
-            f"{r.cost.params:,}", _percent(table.share(r, "params")),
-            format_count(r.cost.macs), _percent(table.share(r, "macs")),
-            format_count(r.cost.activations), _bytes(r.cost.activation_bytes), _percent(table.share(r, "activations")),
-            style=None if r.kind == "node" else "dim",
-        )
-    cost.add_section()
-    cost.add_row(
-        "total", "", "", f"{total.params:,}", "", format_count(total.macs), "",
-        format_count(total.activations), _bytes(total.activation_bytes), "", style="bold",
+    shares = {what: [table.share(r, what) for r in rows] for what in ("params", "macs", "activations")}
+    print_table(
+        console,
+        f"{table.name or 'spec'}: cost per sample",
+        [("row", "left"), ("block / projection", "left"), ("output", "left"), ("params", "right"), ("%", "right"),
+         ("MACs", "right"), ("%", "right"), ("activations", "right"), ("float32", "right"), ("%", "right")],
+        [
+            (r.name if r.kind == "node" else f"  {r.name}", r.label, format_shape(r.out_shape),
+             f"{r.cost.params:,}", _percent(shares["params"][i]),
+             format_count(r.cost.macs), _percent(shares["macs"][i]),
+             format_count(r.cost.activations), _bytes(r.cost.activation_bytes), _percent(shares["activations"][i]))
+            for i, r in enumerate(rows)
+        ],
+        styles=[None if r.kind == "node" else "dim" for r in rows],
+        total=("total", "", "", f"{total.params:,}", "", format_count(total.macs), "",
+               format_count(total.activations), _bytes(total.activation_bytes), ""),
     )
-    console.print(cost)
-
-    other = Table(title="not MACs (elements per sample)", title_justify="left")
-    for col, justify in (("row", "left"), ("pooling", "right"), ("batch norm", "right"), ("adds", "right")):
-        other.add_column(col, justify=justify)
-    for r in rows:
-        c = r.cost
-        if c.pool or c.bn or c.add:
-            name = r.name if r.kind == "node" else f"  {r.name}"
-            other.add_row(name, format_count(c.pool), format_count(c.bn), format_count(c.add), style=None if r.kind == "node" else "dim")
-    other.add_section()
-    other.add_row("total", format_count(total.pool), format_count(total.bn), format_count(total.add), style="bold")
-    console.print(other)
+    other_rows = [r for r in rows if r.cost.pool or r.cost.bn or r.cost.add]
+    print_table(
+        console,
+        "not MACs (elements per sample)",
+        [("row", "left"), ("pooling", "right"), ("batch norm", "right"), ("adds", "right")],
+        [(r.name if r.kind == "node" else f"  {r.name}", format_count(r.cost.pool), format_count(r.cost.bn),
+          format_count(r.cost.add)) for r in other_rows],
+        styles=[None if r.kind == "node" else "dim" for r in other_rows],
+        total=("total", format_count(total.pool), format_count(total.bn), format_count(total.add)),
+    )
     if table.time is not None:
         print_time(table.time)
 
@@ -159,9 +152,11 @@ def _print_cost(table: CostTable, rows: list[CostRow]) -> None:
                    "(0: keep them as constructed).")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: RUN_DIR/analysis).")
+@spec_loading_options
 @handle_errors
 def analyze_command(run: Path, data: str | None, data_dir: str | None, split: str, limit: int | None, edges: str | None,
-                    batch_size: int | None, device: str, block_output: str, bn_batches: int, out: Path | None) -> None:
+                    batch_size: int | None, device: str, block_output: str, bn_batches: int, out: Path | None,
+                    loading: SpecLoading) -> None:
     """What each long-range edge of a trained run does, on one split of its data.
 
     RUN_DIR_OR_CHECKPOINT is a folder written by 'hrgraph train' (its
@@ -179,7 +174,8 @@ def analyze_command(run: Path, data: str | None, data_dir: str | None, split: st
 
     selectors = [e.strip() for e in edges.split(",") if e.strip()] if edges else None
     result = analyze(run, data=data, data_dir=data_dir, split=split, limit=limit, edges=selectors, out=out,
-                     batch_size=batch_size, device=device, block_output=block_output, bn_batches=bn_batches)
+                     batch_size=batch_size, device=device, block_output=block_output, bn_batches=bn_batches,
+                     **loading.kwargs)
     _print_analysis(result)
 
 

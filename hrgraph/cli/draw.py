@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_SPEC, allow_imports_option, allow_outside_option, fail, handle_errors, refuse_input, spec_files
+from .common import EXIT_SPEC, SpecLoading, fail, handle_errors, refuse_input, spec_files, spec_loading_options
 
 _diagram_out = click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -27,11 +27,10 @@ _rankdir = click.option(
               help="Draw the edges BASE has and SPEC lacks, dashed grey and labelled '(ablated)'.")
 @click.option("--disabled", multiple=True, metavar="FROM:TO",
               help="Draw this edge as disabled at run time (dashed); repeatable.")
-@allow_imports_option
-@allow_outside_option
+@spec_loading_options
 @handle_errors
 def render_(
-    spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tuple[str, ...], allow_imports: bool, allow_outside: bool
+    spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tuple[str, ...], loading: SpecLoading
 ) -> None:
     """Draw SPEC's architecture diagram (no module is built, torch is not imported).
 
@@ -40,11 +39,10 @@ def render_(
     insert.  The format follows OUT's suffix; '-o OUT.dot' needs no Graphviz.
     """
     from ..draw.render import render
-    from ..spec.models import load_spec
 
     refuse_input(out, spec, base)
-    loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
-    based = load_spec(base, allow_imports=allow_imports, allow_outside=allow_outside) if base is not None else None
+    loaded = loading.load(spec)
+    based = loading.load(base) if base is not None else None
     render(loaded, out, rankdir=rankdir.upper(), show_ablated=based, disabled=disabled)
     click.echo(f"wrote {out}")
 
@@ -55,10 +53,9 @@ def render_(
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw one diagram of both (.svg, .png, .pdf or .dot).")
 @_rankdir
-@allow_imports_option
-@allow_outside_option
+@spec_loading_options
 @handle_errors
-def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool, allow_outside: bool) -> None:
+def diff_(a: Path, b: Path, out: Path | None, rankdir: str, loading: SpecLoading) -> None:
     """Show what spec B adds (+), removes (-) and changes (~) relative to spec A.
 
     Prints one line per difference, then the parameter counts; with -o, also
@@ -66,17 +63,16 @@ def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool,
     """
     from ..edit.diff import diff_specs
     from ..draw.render import diff_diagram, write_diagram
-    from ..spec.models import load_spec
 
     refuse_input(out, a, b)
-    options = {"allow_imports": allow_imports, "allow_outside": allow_outside}
-    diff = diff_specs(load_spec(a, **options), load_spec(b, **options))
-    if out is not None:  # draw first: a failure must not follow a summary that looks complete
-        write_diagram(diff_diagram(diff, rankdir=rankdir.upper()).source, out)
+    diff = diff_specs(loading.load(a), loading.load(b))
     colours = {"+": "green", "-": "red", "~": "yellow"}
+    # The text first: it needs no Graphviz, so a missing `dot` still leaves the diff on screen,
+    # followed by the error (and exit 1) that says the drawing was not made.
     for line in diff.summary():
         click.secho(line, fg=colours.get(line[:1]))
     if out is not None:
+        write_diagram(diff_diagram(diff, rankdir=rankdir.upper()).source, out)
         click.echo(f"wrote {out}")
 
 
@@ -86,9 +82,9 @@ def diff_(a: Path, b: Path, out: Path | None, rankdir: str, allow_imports: bool,
               type=click.Path(file_okay=False, path_type=Path), help="Directory for the SVGs.")
 @click.option("--index", type=click.Path(dir_okay=False, path_type=Path),
               help="The Markdown page (default: OUT with suffix .md, e.g. docs/gallery.md).")
-@allow_imports_option
+@spec_loading_options
 @handle_errors
-def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) -> None:
+def gallery(spec_dir: Path, out: Path, index: Path | None, loading: SpecLoading) -> None:
     """Draw every spec in SPEC_DIR (default: specs) to OUT/<name>.svg and write a Markdown page of them all.
 
     Exits 1 if any spec could not be drawn (it is listed on the page with its error).
@@ -96,7 +92,7 @@ def gallery(spec_dir: Path, out: Path, index: Path | None, allow_imports: bool) 
     from ..draw.gallery import write_gallery
 
     refuse_input(index, *spec_files((spec_dir,)))
-    entries = write_gallery(spec_dir, out, index, allow_imports=allow_imports)
+    entries = write_gallery(spec_dir, out, index, **loading.kwargs)
     failed = [e for e in entries if e.error is not None]
     for entry in failed:
         fail(entry.error)

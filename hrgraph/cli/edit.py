@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..files import atomic_dir, safe_filename, write_atomic
-from .common import emit_generated, generated_header, handle_errors, refuse_input, spec_files
+from .common import SpecLoading, emit_generated, generated_header, handle_errors, refuse_input, spec_files, spec_loading_options
 
 def _parse_count(text: str) -> int | None:
     """``11350346``, ``11_350_346``, ``11,350,346`` or ``11.35M`` as an int; ``None`` if not a count."""
@@ -42,8 +42,9 @@ def _selectors(values: tuple[str, ...]) -> list[str]:
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the spec here (default: stdout).")
 @click.option("--tolerance", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.005, show_default=True, help="Largest relative difference from the target.")
 @click.option("--name", help="Name of the new spec (default: <name>-adjusted).")
+@spec_loading_options
 @handle_errors
-def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str | None) -> None:
+def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str | None, loading: SpecLoading) -> None:
     """Scale SPEC's hidden widths to reach TARGET's parameter count (the paper's "Adjusted" baselines).
 
     Every hidden width (channels of the stem and stages, never the input or the
@@ -53,12 +54,11 @@ def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str
     """
     from ..edit.match import describe_widths, match_params
     from ..build.shapes import count_params
-    from ..spec.models import load_spec
 
     count = _parse_count(target)
     refuse_input(out, spec, Path(target) if count is None else None)
-    source = load_spec(spec)
-    goal = count if count is not None else load_spec(Path(target))
+    source = loading.load(spec)
+    goal = count if count is not None else loading.load(Path(target))
     result = match_params(source, goal, tolerance=tolerance, name=name)
     params = count_params(result)
     wanted = count if count is not None else count_params(goal)
@@ -69,7 +69,7 @@ def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str
     command = ["hrgraph", "match", str(spec), "--to", target]
     command += [f"--tolerance={tolerance}"] if tolerance != 0.005 else []
     command += ["--name", name] if name else []
-    emit_generated(result, command, out, summary)
+    emit_generated(result, command + loading.flags, out, summary)
 
 
 @click.command()
@@ -84,6 +84,7 @@ def match(spec: Path, target: str, out: Path | None, tolerance: float, name: str
 @click.option("--max-variants", type=click.IntRange(min=1), default=256, show_default=True, help="With --sweep: refuse to write more specs than this.")
 @click.option("--name", help="Name of the new spec (default: derived from what it removes).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Output file (default: stdout); with --sweep, a folder.")
+@spec_loading_options
 @handle_errors
 def ablate(
     spec: Path,
@@ -95,6 +96,7 @@ def ablate(
     max_variants: int,
     name: str | None,
     out: Path | None,
+    loading: SpecLoading,
 ) -> None:
     """Remove long-range edges from SPEC (structural ablation) and write the new spec(s).
 
@@ -106,7 +108,6 @@ def ablate(
     from ..edit.ablate import ablate as ablate_spec
     from ..edit.ablate import sweep as sweep_spec
     from ..build.shapes import count_params
-    from ..spec.models import load_spec
 
     given = [flag for flag, value in (("--drop", drop), ("--keep", keep), ("--variant", variant), ("--sweep", sweep)) if value]
     if len(given) != 1:
@@ -118,7 +119,7 @@ def ablate(
             raise click.BadParameter("give at least one edge 'from:to' (or a pattern such as 'stem:*')", param_hint=f"'{flag}'")
     if not sweep:
         refuse_input(out, spec)
-    base = load_spec(spec)
+    base = loading.load(spec)
     command = ["hrgraph", "ablate", str(spec)]
     command += [x for sel in _selectors(drop) for x in ("--drop", sel)]
     command += [x for sel in _selectors(keep) for x in ("--keep", sel)]
@@ -127,6 +128,7 @@ def ablate(
     command += [x for sel in _selectors(over) for x in ("--over", sel)]
     command += [f"--max-variants={max_variants}"] if max_variants != 256 else []
     command += ["--name", name] if name else []
+    command += loading.flags
     if sweep:
         if out is None:
             raise click.UsageError("--sweep needs -o FOLDER")
@@ -164,16 +166,37 @@ def ablate(
         base, drop=_selectors(drop) or None, keep=_selectors(keep) or None, variant=variant, name=name
     )
     kept = {e.key for e in derived.edges}  # a set: comparing Edge models pairwise is quadratic
-    removed = [e.name for e in base.edges if e.key not in kept]
-    summary = f"{derived.name}: removed {', '.join(removed) or 'no edge'}; {len(derived.edges)} edges left, {count_params(derived):,} params"
+    removed = [e for e in base.edges if e.key not in kept]
+    summary = f"{derived.name}: removed {', '.join(e.name for e in removed) or 'no edge'}"
+    if removed:
+        summary += _param_change(base, derived, removed)
+    summary += f"; {len(derived.edges)} edges left, {count_params(derived):,} params"
     emit_generated(derived, command, out, summary)
+
+
+def _param_change(base, derived, removed) -> str:
+    """``: -8,448 params in their projections, -12,345 downstream (concat narrowing)``.
+
+    The edges' own projections, apart from what removing them changed elsewhere:
+    a concat edge narrows its target, so every consumer's weights shrink too.
+    """
+    from ..build.shapes import infer_shapes
+
+    before = infer_shapes(base)
+    own = sum(before.projections[e.key].params for e in removed if e.key in before.projections)
+    downstream = infer_shapes(derived).params - (before.params - own)
+    text = f": -{own:,} params in their projections"
+    if downstream:
+        text += f", {downstream:+,} downstream (concat narrowing)"
+    return text
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the Markdown here instead of stdout.")
+@spec_loading_options
 @handle_errors
-def zoo(paths: tuple[Path, ...], out: Path | None) -> None:
+def zoo(paths: tuple[Path, ...], out: Path | None, loading: SpecLoading) -> None:
     """Print the parameter table (#P) of every spec in PATHS (folders or files; default: specs) as Markdown.
 
     Each spec is put in a family (same layers up to hidden widths and edges)
@@ -185,7 +208,7 @@ def zoo(paths: tuple[Path, ...], out: Path | None) -> None:
     paths = paths or (Path("specs"),)
     refuse_input(out, *spec_files(paths))
     command = ["hrgraph", "zoo", *map(str, paths)] + (["--out", str(out)] if out else [])
-    text = zoo_markdown(load_zoo(paths), command=" ".join(command) if out else None)
+    text = zoo_markdown(load_zoo(paths, **loading.kwargs), command=" ".join(command) if out else None)
     if out is None:
         click.echo(text, nl=False)
         return
@@ -198,8 +221,9 @@ def zoo(paths: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--width", "factor", required=True, type=click.FloatRange(min=0, min_open=True), help="Multiply every hidden width by this.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the spec here (default: stdout).")
 @click.option("--name", help="Name of the new spec (default: <name>-w<factor>).")
+@spec_loading_options
 @handle_errors
-def scale_command(spec: Path, factor: float, out: Path | None, name: str | None) -> None:
+def scale_command(spec: Path, factor: float, out: Path | None, name: str | None, loading: SpecLoading) -> None:
     """Write SPEC with every hidden width scaled by --width (input channels and classes kept).
 
     Widths are rounded to the multiples the blocks need (a ResNeXt stage's
@@ -207,12 +231,11 @@ def scale_command(spec: Path, factor: float, out: Path | None, name: str | None)
     """
     from ..edit.match import describe_widths, scale_widths
     from ..build.shapes import count_params
-    from ..spec.models import load_spec
 
-    source = load_spec(spec)
+    source = loading.load(spec)
     result = scale_widths(source, factor, name=name)
     summary = f"{result.name}: {count_params(result):,} params; " + ("; ".join(describe_widths(source, result)) or "widths unchanged")
-    command = ["hrgraph", "scale", str(spec), "--width", f"{factor:g}"] + (["--name", name] if name else [])
+    command = ["hrgraph", "scale", str(spec), "--width", f"{factor:g}"] + (["--name", name] if name else []) + loading.flags
     emit_generated(result, command, out, summary)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .common import handle_errors
+from .common import SpecLoading, handle_errors, spec_loading_options
 from .slurm import slurm_options, submit_slurm
 from ..errors import TrainingInterrupted
 from ..files import write_atomic
@@ -47,11 +47,12 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--log", "log", multiple=True, type=click.Choice(["tensorboard"]),
               help="Also log each run to TensorBoard (overrides the grid's log key).")
 @slurm_options
+@spec_loading_options
 @handle_errors
 def experiment_command(
     grid_file: Path, runs_dir: Path | None, shard: tuple[int, int], dry_run: bool, device: str, amp: bool,
-    limit_train: int | None, limit_val: int | None, threads: int | None, log: tuple[str, ...] = (),
-    slurm: dict | None = None,
+    limit_train: int | None, limit_val: int | None, threads: int | None, loading: SpecLoading,
+    log: tuple[str, ...] = (), slurm: dict | None = None,
 ) -> None:
     """Train every model x data set x seed of GRID.yaml, each in RUNS_DIR/<model>__<data>__s<seed>/.
 
@@ -67,7 +68,7 @@ def experiment_command(
     grid = load_grid(grid_file)
     runs_dir = runs_dir or Path("runs") / grid.name
     if dry_run:
-        rows = plan(grid, runs_dir, shard=shard)
+        rows = plan(grid, runs_dir, shard=shard, **loading.kwargs)
         width = max(len(r.run.name) for r in rows) if rows else 0
         click.echo(f"{grid.name}: {len(rows)} runs" + (f" (shard {shard[0]}/{shard[1]})" if shard != (1, 1) else "")
                    + f" in {runs_dir}")
@@ -102,7 +103,7 @@ def experiment_command(
 
     try:
         results = run_grid(grid, runs_dir, shard=shard, device=device, on_run=on_run, on_result=on_result,
-                           command=sys.argv, amp=amp, limit_train=limit_train, limit_val=limit_val,
+                           command=sys.argv, amp=amp, limit_train=limit_train, limit_val=limit_val, **loading.kwargs,
                            **({"threads": threads} if threads is not None else {}),
                            **({"log": list(log)} if log else {}))
     except TrainingInterrupted as err:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import emit_generated, refuse_input, handle_errors, parse_shape
+from .common import SpecLoading, allow_imports_option, emit_generated, handle_errors, parse_shape, refuse_input, spec_loading_options
 
 __all__ = ["import_command", "export_command"]
 
@@ -26,6 +26,9 @@ __all__ = ["import_command", "export_command"]
 @click.option("--classes", type=click.IntRange(min=1), default=10, show_default=True, help="Classes of the classifier head added after the last node (unless it is a classifier).")
 @click.option("--name", help="Name of the spec (default: the graph's name, else the file's stem).")
 @click.option("--ignore", multiple=True, metavar="ATTR", help="Attribute (or CSV column) to leave out, e.g. a connectome's weight; repeatable.")
+# Only --allow-imports of the loading options: an imported graph names no 'extends' file, so no
+# message of this command can ask for --allow-outside.
+@allow_imports_option
 @handle_errors
 def import_command(
     graph: Path,
@@ -39,6 +42,7 @@ def import_command(
     classes: int,
     name: str | None,
     ignore: tuple[str, ...],
+    allow_imports: bool,
 ) -> None:
     """Make a spec of the graph in GRAPH (.graphml, .gml or .csv; see docs/import.md).
 
@@ -65,6 +69,7 @@ def import_command(
         aggregate=aggregate,
         break_cycles=break_cycles,
         ignore=ignore,
+        allow_imports=allow_imports,
     )
     for original, new in result.renamed.items():
         click.echo(f"renamed node {original!r} -> {new}", err=True)
@@ -92,10 +97,11 @@ def import_command(
             command += [option, str(value)]
     for attr in ignore:
         command += ["--ignore", attr]
+    command += ["--allow-imports"] if allow_imports else []
     emit_generated(spec, command, out, summary)
 
 
-def _model_to_export(source: Path, shape: tuple[int, int, int] | None):
+def _model_to_export(source: Path, shape: tuple[int, int, int] | None, loading: SpecLoading):
     """``(model, what)``: a spec compiled with seeded random weights, or a run's / checkpoint's trained model."""
     import torch
 
@@ -106,18 +112,18 @@ def _model_to_export(source: Path, shape: tuple[int, int, int] | None):
         from ..errors import TrainingError
 
         try:
-            run = open_run(source)
+            run = open_run(source, **loading.kwargs)
             spec, weights, what = run.spec, run.model.state_dict(), f"{run.checkpoint}"
         except TrainingError:
             if source.is_dir():
                 raise
-            trained, _ = load_checkpoint(source)  # save_checkpoint's format
+            trained, _ = load_checkpoint(source, **loading.kwargs)  # save_checkpoint's format
             spec, weights, what = trained.spec, trained.state_dict(), str(source)
         model = compile_model(spec, input_shape=shape)
         model.load_state_dict(weights)
         return model, f"trained weights from {what}"
     torch.manual_seed(0)
-    return compile_model(source, input_shape=shape), "random weights (seed 0)"
+    return compile_model(loading.load(source), input_shape=shape), "random weights (seed 0)"
 
 
 @click.command(name="export")
@@ -127,8 +133,10 @@ def _model_to_export(source: Path, shape: tuple[int, int, int] | None):
 @click.option("--input", "input_text", metavar="CxHxW", help="Input shape (default: the spec's).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size of the example input.")
 @click.option("--dynamic-batch", is_flag=True, help="Let the exported model take any batch size.")
+@spec_loading_options
 @handle_errors
-def export_command(source: Path, out: Path, input_text: str | None, batch: int, dynamic_batch: bool) -> None:
+def export_command(source: Path, out: Path, input_text: str | None, batch: int, dynamic_batch: bool,
+                   loading: SpecLoading) -> None:
     """Export SPEC_OR_RUN for deployment; the format follows --out's suffix (see docs/export.md).
 
     A spec is exported with seeded random weights (its architecture); a run
@@ -141,7 +149,7 @@ def export_command(source: Path, out: Path, input_text: str | None, batch: int, 
     refuse_input(out, source if source.is_file() else None)
     shape = parse_shape(input_text)
     export_format(out)  # an unknown suffix fails before anything is compiled
-    model, what = _model_to_export(source, shape)
+    model, what = _model_to_export(source, shape, loading)
     fmt = export_model(model, out, input_shape=shape, batch=batch, dynamic_batch=dynamic_batch)
     c, h, w = shape or model.plan.input_shape
     batch_text = "any batch" if dynamic_batch or fmt == "torchscript" else f"batch {batch}"

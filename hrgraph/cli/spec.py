@@ -13,10 +13,10 @@ import click
 
 from ..errors import HrgraphError
 from ..files import write_atomic
+from .common import RICH_ROWS as COMMON_RICH_ROWS
 from .common import (
+    print_table,
     EXIT_SPEC,
-    allow_imports_option,
-    allow_outside_option,
     rich_console,
     fail,
     handle_errors,
@@ -24,39 +24,43 @@ from .common import (
     parse_shape,
     print_time,
     refuse_input,
+    SpecLoading,
+    spec_loading_options,
 )
 
 @click.command()
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @max_activation_option
-@allow_imports_option
-@allow_outside_option
+@spec_loading_options
 @click.option("--expand", is_flag=True, help="Show each edge pattern's line and the edges it expanded to.")
 @click.option("--yaml", "as_yaml", is_flag=True, help="With --expand: also print the resolved edges as YAML.")
 @handle_errors
 def validate(
     specs: tuple[Path, ...],
     max_activation: int | None,
-    allow_imports: bool,
-    allow_outside: bool,
+    loading: SpecLoading,
     expand: bool,
     as_yaml: bool,
 ) -> None:
     """Check SPECS (structure, graph and shapes) without building any module.
 
-    Prints one line per spec; exits 1 if any is invalid.  With --expand, each
+    SPECS are files or folders; a folder's *.yaml and *.yml are checked, its
+    subfolders' too (as the gallery draws them).  Prints one line per spec;
+    exits 1 if any is invalid.  With --expand, each
     edge pattern follows: where it is, and each edge it made (marked where an
     explicit edge, a later pattern or a child spec overrode it).
     """
     from ..spec.patterns import describe_expansions, recording
     from ..build.shapes import MAX_ACTIVATION, format_count, infer_shapes
-    from ..spec.models import load_spec
 
+    files = [f for p in specs for f in (_folder_specs(p) if p.is_dir() else [p])]
+    if not files:
+        raise click.BadParameter(f"no *.yaml spec in {', '.join(map(str, specs))}", param_hint="SPECS")
     failed = 0
-    for path in specs:
+    for path in files:
         try:
             with recording() as expansions:
-                loaded = load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside)
+                loaded = loading.load(path)
             plan = infer_shapes(loaded, max_activation=max_activation or MAX_ACTIVATION)
         except HrgraphError as err:
             failed += 1
@@ -74,8 +78,14 @@ def validate(
                 edges = {"edges": loaded.to_dict()["edges"]}
                 click.echo(yaml.safe_dump(edges, sort_keys=False, default_flow_style=None, width=100), nl=False)
     if failed:
-        click.echo(f"{failed} of {len(specs)} specs invalid", err=True)
+        click.echo(f"{failed} of {len(files)} specs invalid", err=True)
         raise SystemExit(EXIT_SPEC)
+
+
+def _folder_specs(folder: Path) -> list[Path]:
+    """A folder's specs, its own first, then its subfolders' (the gallery's order)."""
+    found = [p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
+    return sorted(found, key=lambda p: (len(p.relative_to(folder).parts), p.relative_to(folder).as_posix()))
 
 
 @click.command(name="compile")
@@ -85,8 +95,7 @@ def validate(
 @click.option("--input", "input_text", metavar="CxHxW", help="Override the spec's input shape.")
 @click.option("--max-params", type=click.IntRange(min=1), default=None, help="Refuse networks above this many parameters.")
 @max_activation_option
-@allow_imports_option
-@allow_outside_option
+@spec_loading_options
 @handle_errors
 def compile_(
     spec: Path,
@@ -95,8 +104,7 @@ def compile_(
     input_text: str | None,
     max_params: int | None,
     max_activation: int | None,
-    allow_imports: bool,
-    allow_outside: bool,
+    loading: SpecLoading,
 ) -> None:
     """Validate and build SPEC, run one forward on a zero input, and print its table.
 
@@ -106,9 +114,8 @@ def compile_(
     refuse_input(out, spec)
     input_shape = parse_shape(input_text)
     from ..build.shapes import MAX_ACTIVATION, MAX_PARAMS, infer_shapes
-    from ..spec.models import load_spec
 
-    loaded = load_spec(spec, allow_imports=allow_imports, allow_outside=allow_outside)
+    loaded = loading.load(spec)
     # Shapes and limits first, without torch: an absurd spec or --input is
     # refused before torch is even imported (let alone allocates).
     checked = infer_shapes(
@@ -142,32 +149,12 @@ def compile_(
     _print_summary(summary)
 
 
-#: Above this many rows a table is printed as plain aligned text: rich measures
-#: every cell through its renderer, which took 13 s for a 20,000-edge spec.
-RICH_ROWS = 300
+#: See :data:`hrgraph.cli.common.RICH_ROWS` (a module attribute here so that tests can lower it).
+RICH_ROWS = COMMON_RICH_ROWS
 
 
 def _table(console: Any, title: str, columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> None:
-    """Print a table: with rich up to RICH_ROWS rows, else as plain columns (linear in the number of cells)."""
-    if len(rows) <= RICH_ROWS:
-        from rich.table import Table
-
-        table = Table(title=title, title_justify="left")
-        for col, justify in columns:
-            table.add_column(col, justify=justify)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        return
-    widths = [max([len(col)] + [len(row[i]) for row in rows]) for i, (col, _) in enumerate(columns)]
-
-    def line(cells: tuple[str, ...] | list[str]) -> str:
-        return "  ".join(
-            cell.rjust(w) if justify == "right" else cell.ljust(w) for cell, w, (_, justify) in zip(cells, widths, columns)
-        ).rstrip()
-
-    text = [title, line([col for col, _ in columns]), line(["-" * w for w in widths])] + [line(row) for row in rows]
-    click.echo("\n".join(text))
+    print_table(console, title, columns, rows, rich_rows=RICH_ROWS)
 
 
 def _inputs_cell(node: dict[str, Any]) -> str:

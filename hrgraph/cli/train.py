@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .common import handle_errors
+from .common import SpecLoading, handle_errors, spec_loading_options
 
 __all__ = ["train_command"]
 
@@ -82,13 +82,15 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
 @click.option("--freeze", type=click.Choice(["loaded"]), help="With --init-from: train only what is new (the added edges, a new head).")
 @click.option("--log", "log", multiple=True, type=click.Choice(["tensorboard"]),
               help="Also log each epoch to TensorBoard (event files in --out; pip install 'hrgraph[tensorboard]').")
+@spec_loading_options
 @handle_errors
 def train_command(spec: Path | None, recipe: Path | None, data: str | None, augment: list[str] | None,
                   data_dir: Path | None, download: bool,
                   epochs: int | None, batch_size: int | None, lr: float | None, seed: int | None,
                   width_mult: float | None, device: str, amp: bool, limit_train: int | None, limit_val: int | None,
                   out: Path, resume: bool, threads: int | None, log_grad_norms: bool,
-                  init_from: str | None = None, freeze: str | None = None, log: tuple[str, ...] = ()) -> None:
+                  loading: SpecLoading, init_from: str | None = None, freeze: str | None = None,
+                  log: tuple[str, ...] = ()) -> None:
     """Train SPEC under a recipe into the run folder --out (new or empty).
 
     The folder gets config.yaml, metrics.csv, summary.json, curves.png and
@@ -119,7 +121,8 @@ def train_command(spec: Path | None, recipe: Path | None, data: str | None, augm
         summary = train(spec, recipe, out=out, overrides=overrides, resume=resume, device=device, amp=amp,
                         limit_train=limit_train, limit_val=limit_val, width_mult=width_mult, data_dir=data_dir,
                         download=download, command=["hrgraph", *sys.argv[1:]], reporter=_reporter(),
-                        log_grad_norms=log_grad_norms, threads=threads, init_from=init_from, freeze=freeze, log=log)
+                        log_grad_norms=log_grad_norms, threads=threads, init_from=init_from, freeze=freeze, log=log,
+                        **loading.kwargs)
     except TrainingInterrupted as err:
         click.echo(f"interrupted: {err.message}", err=True)
         raise SystemExit(EXIT_TERMINATED if err.signal == signal.SIGTERM else EXIT_INTERRUPTED) from None

@@ -36,10 +36,10 @@ class GalleryEntry:
     key: str = ""  # the spec's path below the gallery's folder, without suffix ("examples/densenet-cifar")
 
 
-def _entry(path: Path, name: Path, out_dir: Path, allow_imports: bool) -> GalleryEntry:
+def _entry(path: Path, name: Path, out_dir: Path, allow_imports: bool, allow_outside: bool) -> GalleryEntry:
     # name: the spec's path below the gallery's folder (a subfolder's specs are drawn into the same subfolder).
     try:
-        plan = infer_shapes(load_spec(path, allow_imports=allow_imports))
+        plan = infer_shapes(load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside))
         image = out_dir / name.with_suffix(".svg")
         image.parent.mkdir(parents=True, exist_ok=True)
         image = write_diagram(plan_diagram(plan).source, image)
@@ -97,6 +97,7 @@ def write_gallery(
     index: str | os.PathLike[str] | None = None,
     *,
     allow_imports: bool = False,
+    allow_outside: bool = False,
 ) -> list[GalleryEntry]:
     """Draw every ``*.yaml`` spec of ``spec_dir`` and its subfolders to ``out_dir/<path>.svg`` and write the index page.
 
@@ -110,6 +111,8 @@ def write_gallery(
         The Markdown page; default ``out_dir`` with suffix ``.md``.
     allow_imports : bool
         Run the imports that specs list (see :func:`~hrgraph.spec.load_spec`).
+    allow_outside : bool
+        Let ``extends`` read files outside each spec's folder (see :func:`~hrgraph.spec.load_spec`).
 
     Returns
     -------
@@ -131,7 +134,7 @@ def write_gallery(
     # One spec that fails (even in Graphviz) is listed with its error; the others are still drawn.
     # The folder's own specs first, then each subfolder's (specs/examples/).
     paths = sorted(spec_dir.rglob("*.yaml"), key=lambda p: (len(p.relative_to(spec_dir).parts), p.relative_to(spec_dir).as_posix()))
-    entries = [_entry(path, path.relative_to(spec_dir), out_dir, allow_imports) for path in paths]
+    entries = [_entry(path, path.relative_to(spec_dir), out_dir, allow_imports, allow_outside) for path in paths]
     write_atomic(index, _markdown(entries, index, spec_dir).encode("utf-8"))
     return entries
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from fnmatch import fnmatchcase
 from typing import Callable
 
 from ..errors import GraphError, UnknownNodeError, did_you_mean
-from ..build.graph import check_graph
+from ..build.graph import _listing, _matches, _split, check_graph, select_edges
 from ..spec.models import Edge, Spec, load_spec, parse_edge_ref
 
 __all__ = ["select_edges", "ablate", "sweep", "variant_edges", "VARIANTS", "SWEEPS", "MAX_VARIANTS"]
@@ -31,96 +30,6 @@ __all__ = ["select_edges", "ablate", "sweep", "variant_edges", "VARIANTS", "SWEE
 MAX_VARIANTS = 256
 
 SWEEPS = ("single", "leave-one-out", "powerset")
-
-_PATTERN_CHARS = set("*?[")
-
-
-def _ref(edge: Edge) -> str:
-    return f"{edge.from_}:{edge.to}"
-
-
-def _listing(spec: Spec) -> str:
-    return ", ".join(_ref(e) for e in spec.edges) or "none"
-
-
-def _split(selector: object, spec: Spec) -> tuple[str, str]:
-    if isinstance(selector, str) and selector.strip() == "*":
-        return "*", "*"
-    try:
-        return parse_edge_ref(selector) if isinstance(selector, str) else parse_edge_ref("")
-    except ValueError:
-        raise GraphError(
-            f"edge selector {selector!r} is not of the form 'from:to' (patterns: 'stem:*', '*:stage4', '*:*')",
-            path=spec.path,
-        ) from None
-
-
-def _matches(edge: Edge, src: str, dst: str) -> bool:
-    return fnmatchcase(edge.from_, src) and fnmatchcase(edge.to, dst)
-
-
-def _resolve(spec: Spec, selector: str) -> list[Edge]:
-    src, dst = _split(selector, spec)
-    ids = spec.node_ids
-    for side in (src, dst):
-        if not (_PATTERN_CHARS & set(side)) and side not in ids:
-            raise UnknownNodeError(
-                f"edge selector '{selector}': unknown node '{side}'{did_you_mean(side, ids)}; "
-                f"the spec's edges: {_listing(spec)}",
-                path=spec.path,
-            )
-    matched = [e for e in spec.edges if _matches(e, src, dst)]
-    if matched:
-        return matched
-    if not (_PATTERN_CHARS & set(src + dst)):
-        raise GraphError(
-            f"no edge {src}:{dst} in {spec.name or 'the spec'}"
-            f"{did_you_mean(f'{src}:{dst}', [_ref(e) for e in spec.edges])}; its edges: {_listing(spec)}",
-            path=spec.path,
-            edge=f"{src}->{dst}",
-        )
-    raise GraphError(f"edge selector '{selector}' matches no edge; the spec's edges: {_listing(spec)}", path=spec.path)
-
-
-def select_edges(spec: Spec, selectors: Iterable[str] | str) -> list[Edge]:
-    """The edges of ``spec`` that any of ``selectors`` matches, in spec order.
-
-    Parameters
-    ----------
-    spec : Spec
-    selectors : str or iterable of str
-        ``"from:to"`` or ``"from->to"``; each side a node id or a pattern
-        (``*``, ``?``, ``[...]``); ``"*"`` alone is every edge.
-
-    Returns
-    -------
-    list of Edge
-
-    Raises
-    ------
-    UnknownNodeError
-        A side names no node of the spec (with a "did you mean").
-    GraphError
-        A selector is malformed, names an edge that does not exist, or a
-        pattern matches no edge; the message lists the spec's edges.
-
-    Examples
-    --------
-    >>> spec = load_spec("specs/hiresnet18.yaml")
-    >>> [e.name for e in select_edges(spec, "*:stage4")]
-    ['stem->stage4', 'stage1->stage4', 'stage2->stage4']
-    >>> select_edges(spec, "stem:stage1")
-    Traceback (most recent call last):
-    ...
-    hrgraph.errors.GraphError: specs/hiresnet18.yaml: edge stem->stage1: no edge stem:stage1 in hiresnet18 (did you mean 'stem:stage4'?); its edges: stem:stage2, ...
-    """
-    if isinstance(selectors, str):
-        selectors = [selectors]
-    chosen: set[tuple[str, str]] = set()
-    for selector in selectors:
-        chosen.update(e.key for e in _resolve(spec, selector))
-    return [e for e in spec.edges if e.key in chosen]
-
 
 # -- named variants ---------------------------------------------------------------
 

@@ -84,8 +84,10 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_zoo(paths: Iterable[str | Path]) -> list[ZooEntry]:
+def load_zoo(paths: Iterable[str | Path], *, allow_imports: bool = False, allow_outside: bool = False) -> list[ZooEntry]:
     """Load every spec in ``paths`` and group it into its family, originals first.
+
+    ``allow_imports`` and ``allow_outside`` are passed to :func:`~hrgraph.spec.models.load_spec`.
 
     Rows are ordered by family (by the original's file name), then the
     original, then by number of edges, parameters and file name.
@@ -109,7 +111,7 @@ def load_zoo(paths: Iterable[str | Path]) -> list[ZooEntry]:
     label = {str(p): (p.stem if stems.count(p.stem) == 1 else p.with_suffix("").as_posix()) for p in files}
     loaded = []
     for path in files:
-        spec = load_spec(path)
+        spec = load_spec(path, allow_imports=allow_imports, allow_outside=allow_outside)
         loaded.append((str(path), spec, count_params(spec), family_key(spec)))
     families: dict[str, list[tuple[str, Spec, int, str]]] = {}
     for item in loaded:
@@ -142,6 +144,8 @@ def zoo_markdown(rows: list[ZooEntry], *, command: str | None = None, title: str
     """The table as a Markdown document (what ``hrgraph zoo`` prints).
 
     ``command``, if given, is recorded in a comment saying the file is generated.
+    Rows show the spec's ``name`` (its file's stem if it has none), then the
+    file's label, which families and "vs original" refer to.
     """
     by_name = {r.name: r for r in rows}
     lines = [f"# {title}", ""]
@@ -152,8 +156,8 @@ def zoo_markdown(rows: list[ZooEntry], *, command: str | None = None, title: str
         "A family is the specs with the same layers up to hidden widths and edges; its original is the member",
         "without edges and with the fewest parameters, and \"vs original\" is #P relative to it.",
         "",
-        "| Spec | Family | Nodes | Edges | #P | #P (M) | vs original |",
-        "|:-----|:-------|------:|------:|---:|-------:|------------:|",
+        "| Spec | File | Family | Nodes | Edges | #P | #P (M) | vs original |",
+        "|:-----|:-----|:-------|------:|------:|---:|-------:|------------:|",
     ]
     for r in rows:
         if r.original is None:
@@ -163,7 +167,7 @@ def zoo_markdown(rows: list[ZooEntry], *, command: str | None = None, title: str
         else:
             relative = f"{r.params / by_name[r.original].params - 1:+.2%}"
         lines.append(
-            f"| {r.name} | {r.family} | {r.nodes} | {r.edges} | {r.params:,} | {r.params / 1e6:.2f} | {relative} |"
+            f"| {r.spec.name or r.name} | {r.name} | {r.family} | {r.nodes} | {r.edges} | {r.params:,} | {r.params / 1e6:.2f} | {relative} |"
         )
     lines.append("")
     return "\n".join(lines)

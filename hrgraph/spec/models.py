@@ -45,7 +45,7 @@ from ..errors import SpecError, did_you_mean
 from .extends import located_error, parse_edge_ref, resolve_extends
 from .kinds import ID_PATTERN, KINDS, MAX_CHANNELS, MAX_DELAY, MAX_STEPS, Block, NodeId, Shape
 from .patterns import expand_edges, expand_patterns
-from .source import LDict, LList, locate, parse_yaml, read_yaml
+from .source import LDict, LList, importable_from, locate, parse_yaml, read_yaml
 
 __all__ = ["Edge", "InputShape", "Residuals", "Spec", "Time", "load_spec", "parse_edge_ref"]
 
@@ -436,7 +436,7 @@ def _validate(data: Any, path: str | None, raw: Any) -> Spec:
 # -- loading -------------------------------------------------------------------
 
 
-def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
+def _run_imports(data: Any, path: str | None, allow_imports: bool, directory: Path | None = None) -> None:
     if not isinstance(data, Mapping) or not data.get("imports"):
         return
     modules = data["imports"]
@@ -450,12 +450,13 @@ def _run_imports(data: Any, path: str | None, allow_imports: bool) -> None:
             mark,
             path,
         )
-    for i, module in enumerate(modules):
-        try:
-            importlib.import_module(module)
-        except Exception as err:  # any failure of user code is a spec problem here
-            item_mark = modules.marks[i] if isinstance(modules, LList) else mark
-            raise located_error(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
+    with importable_from(directory):  # a module beside the spec, without PYTHONPATH
+        for i, module in enumerate(modules):
+            try:
+                importlib.import_module(module)
+            except Exception as err:  # any failure of user code is a spec problem here
+                item_mark = modules.marks[i] if isinstance(modules, LList) else mark
+                raise located_error(f"cannot import '{module}': {type(err).__name__}: {err}", item_mark, path) from err
 
 
 def _looks_like_path(text: str) -> bool:
@@ -536,7 +537,7 @@ def load_spec(
     keys = fields_of(Edge)
     expand = partial(expand_edges, edge_keys=keys)
     data = resolve_extends(data, path, directory, chain, allow_outside=allow_outside, expand=expand)
-    _run_imports(data, path, allow_imports)
+    _run_imports(data, path, allow_imports, directory)
     # Edge patterns become plain edges here, after imports (which may register kinds that take no edges).
     data = expand_patterns(data, edge_keys=keys)
     return _validate(data, path, data)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,7 +26,7 @@ import yaml
 
 from ..errors import SpecError
 
-__all__ = ["Mark", "LDict", "LList", "parse_yaml", "read_yaml", "locate", "strip"]
+__all__ = ["Mark", "LDict", "LList", "parse_yaml", "read_yaml", "locate", "strip", "importable_from"]
 
 #: At most this many YAML nodes in one document: stops alias bombs
 #: ("billion laughs") and self-referencing documents before they eat memory.
@@ -417,3 +419,21 @@ def strip(data: Any) -> Any:
     if isinstance(data, list):
         return [strip(v) for v in data]
     return data
+
+
+@contextmanager
+def importable_from(directory: Path | None) -> Iterator[None]:
+    """Put ``directory`` (a spec's folder) first on ``sys.path`` while the block runs, so its ``imports`` find a module beside it.
+
+    The ``hrgraph`` script does not put the working directory on the path, so
+    without this a module beside the spec needs PYTHONPATH.  The folder is
+    removed afterwards (unless it was on the path already); imported modules stay imported.
+    """
+    folder = None if directory is None or str(directory) in sys.path else str(directory)
+    if folder is not None:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if folder is not None and folder in sys.path:
+            sys.path.remove(folder)

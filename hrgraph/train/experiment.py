@@ -190,7 +190,15 @@ def _adapt(spec: Spec, entry: DataEntry) -> Spec:
     return spec.replace(**changes) if changes else spec
 
 
-def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str], Spec] | None = None) -> Spec:
+def derive_spec(
+    grid: Grid,
+    model: str,
+    data: str,
+    *,
+    cache: dict[tuple[str, str], Spec] | None = None,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+) -> Spec:
     """The spec a run of ``model`` on ``data`` trains: adapted, scaled, ablated, matched, named ``model``.
 
     Parameters
@@ -201,6 +209,8 @@ def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str
     cache : dict, optional
         Derived specs by (model, data), shared between calls (matching costs a
         few hundred parameter counts).
+    allow_imports, allow_outside : bool
+        Passed to :func:`~hrgraph.spec.models.load_spec` for the model's spec file.
 
     Raises
     ------
@@ -234,7 +244,8 @@ def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str
         except ValueError as err:
             raise grid.error(str(err), "models", i, what) from err
 
-    spec = step("spec", lambda: load_spec(grid.base_dir / spec_model.spec))
+    loading = {"allow_imports": allow_imports, "allow_outside": allow_outside}
+    spec = step("spec", lambda: load_spec(grid.base_dir / spec_model.spec, **loading))
     spec = step("spec", lambda: _adapt(spec, entry))
     if spec_model.width is not None:
         spec = step("width", lambda: scale_widths(spec, spec_model.width))
@@ -242,7 +253,7 @@ def derive_spec(grid: Grid, model: str, data: str, *, cache: dict[tuple[str, str
         a = spec_model.ablate
         spec = step("ablate", lambda: ablate_spec(spec, a.drop, keep=a.keep, variant=a.variant))
     if spec_model.match is not None:
-        target = count_params(derive_spec(grid, spec_model.match, data, cache=cache))
+        target = count_params(derive_spec(grid, spec_model.match, data, cache=cache, **loading))
         spec = step("match", lambda: match_params(spec, target, tolerance=spec_model.tolerance))
         spec = spec.replace(description=f"{spec.description} Matched to model {spec_model.match} of grid {grid.name}.")
     spec = spec.replace(name=model)
@@ -301,10 +312,18 @@ class PlannedRun:
     status: Status
 
 
-def dry_run(grid: Grid, runs_dir: str | Path, *, shard: tuple[int, int] = (1, 1)) -> list[PlannedRun]:
+def dry_run(
+    grid: Grid,
+    runs_dir: str | Path,
+    *,
+    shard: tuple[int, int] = (1, 1),
+    allow_imports: bool = False,
+    allow_outside: bool = False,
+) -> list[PlannedRun]:
     """Validate every model (on every data set) and every recipe, and list the shard's runs with their status.
 
-    Nothing is trained and no file is written.
+    Nothing is trained and no file is written.  ``allow_imports`` and
+    ``allow_outside`` are passed to :func:`derive_spec`.
 
     Raises
     ------
@@ -315,7 +334,7 @@ def dry_run(grid: Grid, runs_dir: str | Path, *, shard: tuple[int, int] = (1, 1)
     runs = plan_runs(grid, runs_dir)
     epochs: dict[tuple[str, int], int] = {}
     for run in runs:
-        derive_spec(grid, run.model, run.data, cache=cache)
+        derive_spec(grid, run.model, run.data, cache=cache, allow_imports=allow_imports, allow_outside=allow_outside)
         if (run.data, run.seed) not in epochs:
             epochs[(run.data, run.seed)] = run_recipe(grid, run).resolved.epochs
     planned = []
@@ -373,6 +392,8 @@ def run_grid(
     on_run: Callable[[Run, str, int, int], None] | None = None,
     on_result: Callable[[RunResult, int, int], None] | None = None,
     command: list[str] | None = None,
+    allow_imports: bool = False,
+    allow_outside: bool = False,
     **train_options: Any,
 ) -> list[RunResult]:
     """Train the shard's runs that are not done; resume those that were interrupted.
@@ -396,6 +417,8 @@ def run_grid(
         Called as ``on_result(result, position, total)`` as each run ends.
     command : list of str, optional
         The command line, recorded in each run's config.
+    allow_imports, allow_outside : bool
+        Passed to :func:`derive_spec` (the training function gets the loaded spec).
     **train_options
         Passed on to the training function (``limit_train``, ``limit_val``, ``amp``, ...); ``limit_train``,
         ``limit_val`` and ``threads`` default to the grid's keys.
@@ -432,7 +455,8 @@ def run_grid(
             action = {"done": "skipped", "diverged": "diverged", "held": "held"}[status]
             result = RunResult(run, action, _read_summary(run.path) or {})
         else:
-            spec = derive_spec(grid, run.model, run.data, cache=cache)
+            spec = derive_spec(grid, run.model, run.data, cache=cache, allow_imports=allow_imports,
+                               allow_outside=allow_outside)
             log.info("%s run %s (%d/%d)", "resuming" if status == "partial" else "starting", run.name, position, len(runs))
             result = _train_run(train_fn, grid, run, spec, recipe, status, device=device, command=command,
                                 **train_options)

@@ -307,11 +307,13 @@ def _check(grid: Grid) -> None:
     dirs: dict[str, tuple[str, str]] = {}
     for model in names:
         for entry in data:
-            key = run_dir_name(model, entry, 0)
+            # Case-folded: on a case-insensitive file system (macOS, Windows) 'HiRes' and 'hires' share a folder.
+            key = run_dir_name(model, entry, 0).casefold()
             if key in dirs:
                 other = dirs[key]
                 raise grid.error(
-                    f"model '{model}' on '{entry}' and model '{other[0]}' on '{other[1]}' get the same run folder name",
+                    f"model '{model}' on '{entry}' and model '{other[0]}' on '{other[1]}' get the same run folder name"
+                    " (names that differ only by case share a folder on case-insensitive file systems)",
                     "models",
                     names.index(model),
                     "name",

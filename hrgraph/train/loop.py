@@ -126,6 +126,8 @@ def train(
     init_from: Any = None,
     freeze: str | None = None,
     log: "Sequence[str]" = (),
+    allow_imports: bool = False,
+    allow_outside: bool = False,
 ) -> dict[str, Any]:
     """Train ``spec`` under ``recipe`` into the run folder ``out``; returns the run's summary.
 
@@ -186,6 +188,9 @@ def train(
         Mirror each epoch into these trackers too (``"tensorboard"``: event
         files in ``out``, see :mod:`hrgraph.train.tracking`); ``metrics.csv``
         is written either way.
+    allow_imports, allow_outside : bool
+        Passed to :func:`hrgraph.load_spec` when ``spec`` is a file, text or
+        dict (and, on resume, for the run's own spec).
 
     Returns
     -------
@@ -223,7 +228,7 @@ def train(
         opts = resolve_run(spec, recipe, out=Path(out), overrides=overrides or {}, resume=resume,
                            width_mult=width_mult, limit_train=limit_train, limit_val=limit_val, threads=threads,
                            data_dir=data_dir, tags=tags, log_grad_norms=log_grad_norms, init_from=init_from,
-                           freeze=freeze, log=log)
+                           freeze=freeze, log=log, loading={"allow_imports": allow_imports, "allow_outside": allow_outside})
         try:
             set_threads(opts.threads)
             ctx = distributed.setup(device)

@@ -85,11 +85,12 @@ def _contradiction(option: str, given: Any, run: Any, out: Path) -> TrainingErro
     )
 
 
-def _new_run(spec: Any, recipe: Any, out: Path, overrides: Mapping[str, Any], **options: Any) -> RunOptions:
+def _new_run(spec: Any, recipe: Any, out: Path, overrides: Mapping[str, Any], loading: Mapping[str, bool],
+             **options: Any) -> RunOptions:
     if spec is None:
         raise TrainingError("no spec given: name the spec to train (only --resume of a saved run may leave it out)",
                             path=str(out))
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, **loading)
     if options["width_mult"] is not None:
         loaded = scale_widths(loaded, options["width_mult"])
     resolved, origin = resolve_recipe(recipe, overrides)
@@ -113,6 +114,7 @@ def resolve_run(
     init_from: Any = None,
     freeze: str | None = None,
     log: "list[str] | tuple[str, ...]" = (),
+    loading: Mapping[str, bool] | None = None,
 ) -> RunOptions:
     """The spec, recipe and options of the run in ``out``, checked against what the folder holds; writes nothing.
 
@@ -136,7 +138,7 @@ def resolve_run(
                    log_grad_norms=log_grad_norms, init_from=init_from, freeze=freeze, log=list(log or []))
     if not resume:
         check_new_folder(out)
-        return _new_run(spec, recipe, out, overrides, **options)
+        return _new_run(spec, recipe, out, overrides, loading or {}, **options)
     summary = read_summary(out) or {}
     if summary.get("diverged"):
         raise TrainingError(
@@ -149,16 +151,16 @@ def resolve_run(
         if spec is None:
             raise TrainingError("nothing to resume here (no checkpoints/last.pt); give the spec to start the run",
                                 path=str(out))
-        return _new_run(spec, recipe, out, overrides, **options)
+        return _new_run(spec, recipe, out, overrides, loading or {}, **options)
     last = out / "checkpoints" / "last.pt"
     stamp = _stamp(last)
     state = read_checkpoint(last)
     config = read_config(out)
-    return _resumed(spec, recipe, out, overrides, state, config, stamp, **options)
+    return _resumed(spec, recipe, out, overrides, state, config, stamp, loading or {}, **options)
 
 
 def _resumed(spec, recipe, out: Path, overrides: Mapping[str, Any], state: dict[str, Any], config: dict[str, Any],
-             stamp: tuple[int, int], **given: Any) -> RunOptions:
+             stamp: tuple[int, int], loading: Mapping[str, bool], **given: Any) -> RunOptions:
     saved = config.get("options") if isinstance(config.get("options"), dict) else None
     limits = config.get("limits") if isinstance(config.get("limits"), dict) else {}
     run: dict[str, Any] = {
@@ -183,11 +185,11 @@ def _resumed(spec, recipe, out: Path, overrides: Mapping[str, Any], state: dict[
     resolved = {key: given[key] if given[key] not in (None, {}, False, []) else run[key] for key in run}
     resolved["tags"] = given["tags"] or run["tags"]
 
-    run_spec = load_spec(state["spec"])
+    run_spec = load_spec(state["spec"], **loading)
     if spec is None:
         new_spec = run_spec
     else:
-        new_spec = load_spec(spec)
+        new_spec = load_spec(spec, **loading)
         if resolved["width_mult"] is not None:
             new_spec = scale_widths(new_spec, resolved["width_mult"])
         if new_spec.fingerprint != state.get("spec_fingerprint"):
