@@ -53,7 +53,7 @@ class EdgeOverlay:
         if value is None:
             return None
         low, high = self._range
-        step = 0 if high == low else min(int((value - low) / (high - low) * len(PALETTE)), len(PALETTE) - 1)
+        step = len(PALETTE) - 1 if high == low else min(int((value - low) / (high - low) * len(PALETTE)), len(PALETTE) - 1)
         return PALETTE[step]
 
     def text(self, key: tuple[str, str]) -> str | None:
@@ -64,14 +64,14 @@ class EdgeOverlay:
         return f"ratio {value:.3g}" if self.what == "contribution" else f"drop {value:.2f} pp"
 
     def legend(self) -> list[tuple[str, str]]:
-        """``(colour, text)`` of each colour: its range of values, then the unmeasured grey."""
+        """``(colour, text)`` rows: what is measured (colour ``""``), each colour's range of values, the unmeasured grey."""
         low, high = self._range
         width = (high - low) / len(PALETTE)
         unit = "" if self.what == "contribution" else " pp"
-        rows = [(PALETTE[0], f"{OVERLAYS[self.what][2]}: {low:.3g}{unit}")] if width == 0 else [
+        ranges = [(PALETTE[-1], f"{low:.3g}{unit} (every edge)")] if width == 0 else [
             (colour, f"{low + i * width:.3g} to {low + (i + 1) * width:.3g}{unit}") for i, colour in enumerate(PALETTE)
         ]
-        return rows + [(UNMEASURED, "not measured")]
+        return [("", f"edge colour: {OVERLAYS[self.what][2]}")] + ranges + [(UNMEASURED, "not measured")]
 
 
 def _links(plan: ShapePlan) -> set[tuple[str, str]]:

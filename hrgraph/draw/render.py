@@ -9,8 +9,24 @@ just above the target, where the projection joins, so it is read next to the
 node it feeds rather than halfway along a long curve.  Everything comes from
 :func:`~hrgraph.build.shapes.infer_shapes`: no torch is imported here.
 
+A spec with a ``time`` section says its scheme, steps and readout under the
+title; a delayed link (``delay >= 1``: feedback, a self-loop, a delayed item of
+a list ``input``) is dashed pink and labelled with its delay and projection
+(``delay 1, nearest upsample 2 -> 1x1 conv 32->16 + BN``); one from a node
+computed later points back up the column without moving any rank
+(``constraint=false``).  Every node and edge carries a hover tooltip with its
+parameters and MACs (:mod:`hrgraph.draw.tooltips`); ``color_by`` colours edges
+by an analysis (:mod:`hrgraph.draw.overlay`).  Collapsed diagrams (one box per
+group) are :mod:`hrgraph.draw.collapse`.
+
 The DOT source is plain text and always available (:func:`to_dot`); turning it
 into SVG, PNG or PDF needs Graphviz's ``dot`` program (:func:`render`).
+
+Why one module: the plain diagram, the diff diagram and the time drawing share
+the node labels, the edge styles and the label placement of long-range edges;
+split apart they would need a module of private helpers imported by all three.
+Hover text, colouring by an analysis and collapsing are separate modules because
+they stand on their own.
 """
 
 from __future__ import annotations
@@ -30,7 +46,7 @@ from ..errors import GraphError, RenderError, did_you_mean
 from ..files import write_atomic
 from ..build.shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
 from ..spec.models import Spec, load_spec, parse_edge_ref
-from .overlay import UNMEASURED, EdgeOverlay
+from .overlay import UNMEASURED, EdgeOverlay, load_overlay
 from .tooltips import Tooltips
 
 __all__ = ["FORMATS", "INSTALL_HINT", "to_dot", "render", "diff_dot", "render_diff", "write_diagram", "plan_diagram"]
@@ -260,7 +276,7 @@ def _long_edge(graph: graphviz.Digraph, key: tuple[str, str], label: str, depth:
 def _legend(graph: graphviz.Digraph, entries: list[tuple[str, str, str]]) -> None:
     """One boxed table: a line sample in each style's colour and what it means."""
     rows = "".join(
-        f'<tr><td align="left"><font color="{colour}">{sample}</font></td><td align="left">{html.escape(text)}</td></tr>'
+        f'<tr><td align="left">{_sample(sample, colour)}</td><td align="left">{html.escape(text)}</td></tr>'
         for sample, colour, text in entries
     )
     table = (
@@ -268,6 +284,11 @@ def _legend(graph: graphviz.Digraph, entries: list[tuple[str, str, str]]) -> Non
         f'<tr><td colspan="2" align="left"><b>legend</b></td></tr>{rows}</table>>'
     )
     graph.node(LEGEND_ID, table, shape="box", style="rounded", color="#d1d5db", fontsize="9")
+
+
+def _sample(sample: str, colour: str) -> str:
+    # An empty <font> is a Graphviz syntax error: a row without a sample (a heading) gets no tag.
+    return f'<font color="{colour}">{sample}</font>' if sample and colour else sample
 
 
 def _input_node(graph: graphviz.Digraph, shape: tuple[int, ...]) -> None:
@@ -319,14 +340,17 @@ def plan_diagram(
             continue
         label = _edge_html(key, edge_text(projection), *_overlay_text(overlay, key), prefix=prefix)
         colour = colouring.get("color", IDENTITY if projection.identity else LONG)
-        _long_edge(graph, key, label, depth, color=colour, penwidth="1.4", tooltip=tips.edge(key), **style)
+        # Under an overlay the palette's light colours would make light labels: labels stay dark.
+        text = {"fontcolor": MAIN} if overlay is not None else {}
+        width = colouring.get("penwidth", "1.4")
+        _long_edge(graph, key, label, depth, color=colour, penwidth=width, tooltip=tips.edge(key), **text, **style)
     for projection in ablated:
         key = projection.edge.key
         _long_edge(graph, key, _edge_html(key, edge_text(projection), prefix="(ablated) "), depth, color=ABLATED, style="dashed")
     entries = [(SOLID, MAIN, "main path")]
     if plan.merges:
         entries.append((THIN, MAIN, "further input of a merge (labelled where projected)"))
-    if any(not p.identity for p in plan.projections.values()):
+    if overlay is None and any(not p.identity for p in plan.projections.values()):
         entries.append((THIN, LONG, "long-range edge: projection"))
     if any(p.identity for p in plan.projections.values()):
         entries.append((THIN, IDENTITY, "long-range edge: identity"))
@@ -337,7 +361,7 @@ def plan_diagram(
     if ablated:
         entries.append((DASHED, ABLATED, "ablated (in the base spec only)"))
     if overlay is not None:
-        entries += [(SOLID, colour, text) for colour, text in overlay.legend()]
+        entries += [(SOLID if colour else "", colour, text) for colour, text in overlay.legend()]
     _legend(graph, entries)
     return graph
 
@@ -386,6 +410,7 @@ def to_dot(
     rankdir: str = "TB",
     show_ablated: Any = None,
     disabled: Iterable[str | tuple[str, str]] = (),
+    color_by: tuple[str, str | os.PathLike[str]] | None = None,
 ) -> str:
     """The DOT source of ``spec``'s diagram (deterministic: same spec, same text).
 
@@ -401,6 +426,10 @@ def to_dot(
     disabled : iterable of str
         Edges of ``spec`` skipped at run time (``"from:to"``, e.g. a compiled
         model's ``disabled_edges``): drawn dashed, labelled ``(disabled)``.
+    color_by : (str, path), optional
+        ``("contribution", DIR)`` or ``("edgecut", DIR)``: colour edges by the
+        ``contributions.csv`` or ``edgecut.csv`` that ``hrgraph analyze`` wrote
+        to ``DIR`` (:mod:`hrgraph.draw.overlay`), with a legend.
 
     Returns
     -------
@@ -411,7 +440,8 @@ def to_dot(
     SpecError, GraphError, ShapeError
         ``spec`` (or the base) is invalid, or ``disabled`` names an edge ``spec`` lacks.
     RenderError
-        ``rankdir`` is not ``TB`` or ``LR``.
+        ``rankdir`` is not ``TB`` or ``LR``; ``color_by``'s file is missing or
+        was written for another spec.
 
     Examples
     --------
@@ -420,8 +450,10 @@ def to_dot(
     True
     """
     plan = infer_shapes(load_spec(spec))
+    overlay = load_overlay(color_by[0], color_by[1], plan) if color_by is not None else None
     ablated = _ablated(plan, show_ablated) if show_ablated is not None else []
-    return plan_diagram(plan, rankdir=rankdir, ablated=ablated, disabled=_edge_keys(plan.spec, disabled)).source
+    return plan_diagram(plan, rankdir=rankdir, ablated=ablated, disabled=_edge_keys(plan.spec, disabled), overlay=overlay).source
+
 
 
 def diff_diagram(diff: SpecDiff, *, rankdir: str = "TB") -> graphviz.Digraph:
@@ -549,10 +581,12 @@ def render(
     show_ablated: Any = None,
     disabled: Iterable[str | tuple[str, str]] = (),
     fmt: str | None = None,
+    color_by: tuple[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Draw ``spec`` to ``path`` (``.svg``, ``.png``, ``.pdf`` or ``.dot``).
 
-    Parameters are those of :func:`to_dot`; ``fmt`` overrides the suffix.
+    Parameters are those of :func:`to_dot`; ``fmt`` overrides the suffix.  A collapsed
+    diagram (one box per group) is :func:`hrgraph.draw.collapse.collapsed_dot`.
 
     Returns
     -------
@@ -574,7 +608,8 @@ def render(
     >>> render("specs/hiresnet18.yaml", out).read_text().startswith("digraph hiresnet18")
     True
     """
-    return write_diagram(to_dot(spec, rankdir=rankdir, show_ablated=show_ablated, disabled=disabled), path, fmt=fmt)
+    dot = to_dot(spec, rankdir=rankdir, show_ablated=show_ablated, disabled=disabled, color_by=color_by)
+    return write_diagram(dot, path, fmt=fmt)
 
 
 def render_diff(a: Any, b: Any, path: str | os.PathLike[str], *, rankdir: str = "TB", fmt: str | None = None) -> SpecDiff:
