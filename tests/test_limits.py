@@ -143,3 +143,12 @@ def test_extends_naming_a_fifo_is_refused(tmp_path):
     (tmp_path / "child.yaml").write_text("extends: parent.yaml\n", encoding="utf-8")
     with pytest.raises(hrgraph.SpecError, match="FIFO"):
         hrgraph.load_spec(tmp_path / "child.yaml")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_scale_width_not_finite_is_a_usage_error(value, tmp_path):
+    out = tmp_path / "s.yaml"
+    result = CliRunner().invoke(main, ["scale", "specs/resnet18.yaml", "--width", value, "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "not a finite number" in result.stderr
+    assert not out.exists()
