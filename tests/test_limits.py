@@ -152,3 +152,46 @@ def test_scale_width_not_finite_is_a_usage_error(value, tmp_path):
     assert result.exit_code == 2, result.output
     assert "not a finite number" in result.stderr
     assert not out.exists()
+
+
+def _chain(tmp_path):
+    """base.yaml (8 conv nodes, 4 edges) <- mid.yaml (4 edges, one replacing base's n0->n5) <- top.yaml (4 edges)."""
+    nodes = ", ".join(f"{{id: n{i}, kind: conv, channels: 4}}" for i in range(8))
+    (tmp_path / "base.yaml").write_text(
+        f"input: {{channels: 3, height: 8, width: 8}}\nnodes: [{nodes}]\nedges:\n"
+        '  - {from: "*", to: "*", min_skip: 7}\n  - {from: "*", to: "*", min_skip: 6, max_skip: 6}\n'
+        "  - {from: n0, to: n5}\n"
+    )
+    (tmp_path / "mid.yaml").write_text('extends: base.yaml\nedges:\n  - {from: "*", to: "*", min_skip: 5, max_skip: 5}\n  - {from: n1, to: n4}\n')
+    (tmp_path / "top.yaml").write_text('extends: mid.yaml\nedges:\n  - {from: "*", to: "*", min_skip: 4, max_skip: 4}\n')
+    return tmp_path / "top.yaml"
+
+
+def test_edge_budget_applies_to_the_merged_extends_chain(tmp_path, monkeypatch):
+    from hrgraph.spec import patterns
+
+    top = _chain(tmp_path)
+    # min_skip 7 is one pair, 6 two, ...; mid's n0->n5 replaces base's and counts for mid.
+    counts = {"base": 1 + 2, "mid": 3 + 1, "top": 4}
+    assert len(hrgraph.load_spec(top).edges) == sum(counts.values())
+    # Each file's patterns stay under the scaled-down cap; their sum does not.
+    monkeypatch.setattr(patterns, "MAX_EXPANDED_EDGES", 9)
+    with pytest.raises(hrgraph.GraphError) as info:
+        hrgraph.load_spec(top)
+    message = info.value.message
+    assert "11 edges, more than the limit of 9 by 2" in message
+    for name, count in counts.items():
+        assert f"{name}.yaml {count}" in message
+    result = CliRunner().invoke(main, ["validate", str(top)])
+    assert result.exit_code == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.output
+
+
+def test_edge_budget_counts_explicit_and_pattern_edges_of_one_file(monkeypatch):
+    from hrgraph.spec import patterns
+
+    nodes = ", ".join(f"{{id: n{i}, kind: conv, channels: 4}}" for i in range(5))
+    text = f"input: {{channels: 3, height: 8, width: 8}}\nnodes: [{nodes}]\nedges:\n  - {{from: n0, to: \"*\", min_skip: 2}}\n  - {{from: n1, to: n3}}\n"
+    assert len(hrgraph.load_spec(text).edges) == 4
+    monkeypatch.setattr(patterns, "MAX_EXPANDED_EDGES", 3)
+    with pytest.raises(hrgraph.GraphError, match="4 edges, more than the limit of 3 by 1"):
+        hrgraph.load_spec(text)
