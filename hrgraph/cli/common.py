@@ -304,12 +304,21 @@ def emit_generated(spec: Any, command: list[str], out: Path | None, summary: str
     """Print a generated spec (summary on stderr) or write it atomically to ``out``.
 
     ``header`` is passed to :func:`generated_header` (its ``advice`` line).
+    A spec over the loader's size limits is refused (:func:`~hrgraph.spec.source.check_loadable`),
+    leaving no file.
     """
+    from ..spec.source import check_loadable
+
+    body = spec.to_yaml()
     if out is None:
-        click.echo(generated_header(command, **header) + spec.to_yaml(), nl=False)
+        text = generated_header(command, **header) + body
+        check_loadable(text, spec.to_dict())  # nothing printed that no command could load
+        click.echo(text, nl=False)
         click.echo(summary, err=True)
         return
-    write_atomic(out, generated_header(command + ["-o", str(out)], **header) + spec.to_yaml())
+    text = generated_header(command + ["-o", str(out)], **header) + body
+    check_loadable(text, spec.to_dict())
+    write_atomic(out, text)
     click.echo(f"wrote {out}: {summary}")
 
 
