@@ -195,3 +195,25 @@ def test_edge_budget_counts_explicit_and_pattern_edges_of_one_file(monkeypatch):
     monkeypatch.setattr(patterns, "MAX_EXPANDED_EDGES", 3)
     with pytest.raises(hrgraph.GraphError, match="4 edges, more than the limit of 3 by 1"):
         hrgraph.load_spec(text)
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "fragment"),
+    [("MAX_SPEC_BYTES", 300, "bytes, more than the 300"), ("MAX_YAML_NODES", 40, "YAML nodes, more than the 40")],
+)
+@pytest.mark.parametrize("to_file", [True, False])
+def test_import_refuses_a_spec_the_loader_would_refuse(limit, value, fragment, to_file, tmp_path, monkeypatch):
+    from hrgraph.spec import source
+
+    chain = tmp_path / "chain.csv"
+    chain.write_text("source,target\n" + "".join(f"n{i},n{i + 1}\n" for i in range(8)))
+    out = tmp_path / "chain.yaml"
+    args = ["import", str(chain), "--kind", "conv"] + (["-o", str(out)] if to_file else [])
+    assert CliRunner().invoke(main, args).exit_code == 0
+    out.unlink(missing_ok=True)
+    monkeypatch.setattr(source, limit, value)  # scaled down: a 32,000-node chain is 2.2 MB
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: the spec would ") and fragment in result.stderr
+    assert "(by " in result.stderr
+    assert result.stdout == "" and not out.exists()
