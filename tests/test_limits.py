@@ -217,3 +217,24 @@ def test_import_refuses_a_spec_the_loader_would_refuse(limit, value, fragment, t
     assert result.stderr.startswith("error: the spec would ") and fragment in result.stderr
     assert "(by " in result.stderr
     assert result.stdout == "" and not out.exists()
+
+
+def test_gml_nested_50000_deep_is_a_spec_error(tmp_path):
+    deep = tmp_path / "deep.gml"
+    deep.write_text('graph [ directed 1\nnode [ id 0 label "a" ' + "x [ " * 50_000 + "]" * 50_000 + " ]\n]\n")
+    out = tmp_path / "deep.yaml"
+    result = CliRunner().invoke(main, ["import", str(deep), "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {deep}:2: not a valid GML file: nested more than 64 levels deep\n"
+    assert not out.exists()
+
+
+def test_gml_recursion_past_the_depth_check_is_still_a_spec_error(tmp_path, monkeypatch):
+    from hrgraph.io import graphfiles
+
+    monkeypatch.setattr(graphfiles, "MAX_GML_DEPTH", 10**9)  # as if the check missed a way to nest
+    deep = tmp_path / "deep.gml"
+    deep.write_text('graph [ directed 1 node [ id 0 label "a" ' + "x [ " * 50_000 + "]" * 50_000 + " ] ]\n")
+    with pytest.raises(hrgraph.SpecError, match="nested too deeply") as info:
+        graphfiles.import_graph(deep)
+    assert info.value.path == str(deep)
