@@ -341,7 +341,7 @@ def check_loadable(text: str, data: Any) -> None:
 
     Examples
     --------
-    >>> check_loadable("nodes: [a, b]\n", {"nodes": ["a", "b"]})
+    >>> check_loadable("nodes: [a, b]\\n", {"nodes": ["a", "b"]})
     >>> check_loadable("...", {"nodes": list(range(MAX_YAML_NODES))})
     Traceback (most recent call last):
     ...
