@@ -379,3 +379,12 @@ def test_docs_python_example_runs():
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/import.md", "exec"), {})
+
+
+def test_byte_order_mark_is_dropped(tmp_path):
+    # Spreadsheet programs save "CSV UTF-8" with one; it made the header look like a matrix's.
+    for name, text in (("edges.csv", "source,target\nV1,V2\nV2,V4\nV1,V4\n"), ("matrix.csv", ",A,B\nA,0,1\nB,0,0\n")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        (tmp_path / f"bom-{name}").write_text(text, encoding="utf-8-sig")
+        plain = import_graph(tmp_path / name, default_kind="conv").spec
+        assert import_graph(tmp_path / f"bom-{name}", name=plain.name, default_kind="conv").spec == plain

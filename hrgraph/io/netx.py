@@ -208,8 +208,29 @@ def _coerce(model: type[BaseModel], name: str, value: Any) -> Any:
         return value
     try:
         return _adapter(model, name).validate_python(value, strict=False)
-    except ValidationError:
+    except ValidationError as err:
+        if all(e["type"] in _RANGE_ERRORS for e in err.errors()):
+            # Of the right type once converted, but out of range: pass the converted value on, so that
+            # validating the spec says the range ("greater than 0"), not "expected an integer, got -5.0".
+            return _as_number(value)
         return value  # validating the spec reports it, naming the node
+
+
+#: Pydantic's errors for a value of the right type that breaks a bound.
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}
+
+
+def _as_number(value: Any) -> Any:
+    """``-5.0`` -> -5 and ``"-5"`` -> -5 (how GraphML doubles and GML or CSV text store integers), else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        for number in (int, float):
+            try:
+                return number(value.strip())
+            except ValueError:
+                pass
+    return value
 
 
 _STRUCTURAL = {"index": TypeAdapter(int), "order": TypeAdapter(int), "implicit": TypeAdapter(bool)}
@@ -316,10 +337,39 @@ def _break_cycles(graph: nx.DiGraph, how: str | None) -> list[tuple[Any, Any]]:
     return dropped
 
 
+def _check_indexes(graph: nx.DiGraph) -> None:
+    """Refuse ``index`` attributes that do not give one order of the nodes that every edge follows.
+
+    A node's ``index`` is its place in ``nodes`` (as :func:`to_networkx` writes
+    it): two nodes with the same index leave their order to chance, and an edge
+    into a node of a lower index than its source cannot be a forward input.
+    """
+    seen: dict[int, Any] = {}
+    for node in graph:
+        index = graph.nodes[node]["index"]
+        if index in seen:
+            raise SpecError(
+                f"nodes {seen[index]} and {node} both have index {index}; each node's index must be its own "
+                "place in the order of nodes (or leave index out everywhere)",
+                node=str(node),
+            )
+        seen[index] = node
+    for u, v in graph.edges():
+        if graph.nodes[u]["index"] >= graph.nodes[v]["index"]:
+            raise SpecError(
+                f"the edge {u} -> {v} goes against the index attributes ({u} has index {graph.nodes[u]['index']}, "
+                f"{v} has {graph.nodes[v]['index']}): an edge must go from a lower index to a higher one "
+                "(fix the indexes, or leave index out everywhere)",
+                node=str(v),
+                edge=f"{u}->{v}",
+            )
+
+
 def _order(graph: nx.DiGraph) -> list[Any]:
     position = {node: i for i, node in enumerate(graph)}
     indexes = [graph.nodes[n].get("index") for n in graph]
     if graph and all(isinstance(i, int) and not isinstance(i, bool) for i in indexes):
+        _check_indexes(graph)
         return sorted(graph, key=lambda n: (graph.nodes[n]["index"], position[n]))
     return list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
 
