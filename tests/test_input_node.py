@@ -150,6 +150,13 @@ def test_edges_from_or_to_input_that_are_refused(edge, error, fragment):
     assert info.value.line == text.splitlines().index(f"  - {edge}") + 1
 
 
+def test_a_list_input_guessing_the_input_name_is_told_it():
+    text = BASE.replace("input: [b, input]", "input: [b, image]")
+    with pytest.raises(hrgraph.UnknownNodeError, match="the network's input is named 'input'") as info:
+        hrgraph.infer_shapes(hrgraph.load_spec(text))
+    assert info.value.node == "c"
+
+
 def test_a_star_pattern_leaves_input_out_and_a_named_input_is_one_position_before_the_first_node():
     spec = hrgraph.load_spec(
         """

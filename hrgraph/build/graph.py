@@ -96,7 +96,8 @@ def check_graph(spec: Spec) -> nx.DiGraph:
                 raise GraphError(_INPUT_DELAY, node=node.id, **_where(spec, *at))
             if source not in graph and source != NETWORK_INPUT:
                 raise UnknownNodeError(
-                    f"input names unknown node '{source}'{did_you_mean(source, [NETWORK_INPUT, *ids])}",
+                    f"input names unknown node '{source}'{did_you_mean(source, [NETWORK_INPUT, *ids])}"
+                    f"{_input_hint(source, 'from')}",
                     node=node.id,
                     **_where(spec, *at),
                 )
