@@ -82,7 +82,7 @@ class InputRef(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
-    from_: NodeId = Field(alias="from", description="Source node id.")
+    from_: NodeId = Field(alias="from", description="Source node id, or `input` (the network input).")
     delay: Annotated[int, Field(ge=0, le=MAX_DELAY)] = Field(default=0, description="Steps of delay (0: same step).")
 
 
