@@ -231,3 +231,23 @@ def test_networkx_round_trip(tmp_path):
     # Specs that do not name their input keep their graphs; a plain graph's "input" is an ordinary node.
     assert "input" not in to_networkx("specs/hiresnet18.yaml")
     assert convert(nx.DiGraph([("input", "x"), ("x", "y")])).spec.node_ids == ["input_node", "x", "y"]
+
+
+def test_analyze_measures_an_identity_edge_from_input_as_the_input_itself():
+    from hrgraph.analysis.contributions import contributions
+
+    model = hrgraph.compile_model(
+        """
+        input: {channels: 3, height: 8, width: 8}
+        nodes:
+          - {id: a, kind: conv, channels: 3}
+          - {id: b, kind: basic, channels: 3, depth: 1}
+          - {id: head, kind: classifier, classes: 2}
+        edges:
+          - {from: input, to: b, projection: identity}
+        """
+    )
+    x = torch.randn(4, 3, 8, 8)
+    row = next(r for r in contributions(model, [(x, None)]) if r["path"] == "input->b")
+    assert row["source"] == "input"
+    assert row["mean_abs"] == pytest.approx(x.abs().mean().item(), rel=1e-5)
