@@ -251,3 +251,23 @@ def test_analyze_measures_an_identity_edge_from_input_as_the_input_itself():
     row = next(r for r in contributions(model, [(x, None)]) if r["path"] == "input->b")
     assert row["source"] == "input"
     assert row["mean_abs"] == pytest.approx(x.abs().mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("target", [100_000, 400_000])
+def test_parameter_matching_follows_widths_past_an_edge_and_a_main_input_from_input(target):
+    spec = hrgraph.load_spec(
+        """
+        input: {channels: 3, height: 16, width: 16}
+        nodes:
+          - {id: a, kind: conv, channels: 8}
+          - {id: b, kind: basic, channels: 8, depth: 1}
+          - {id: d, kind: basic, channels: 8, depth: 1, input: input}
+          - {id: head, kind: classifier, classes: 4}
+        edges:
+          - {from: input, to: b}
+          - {from: b, to: d}
+        """
+    )
+    matched = hrgraph.match_params(spec, target)
+    assert abs(hrgraph.count_params(matched) - target) <= 0.005 * target
+    assert [e.name for e in matched.edges] == ["input->b", "b->d"]
