@@ -133,9 +133,9 @@ def mutate(spec: dict, draw) -> None:
     elif action == "rename" and nodes:
         node = draw(st.sampled_from(nodes))
         if isinstance(node, dict):
-            node["id"] = draw(st.sampled_from(ids) | st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True))
+            node["id"] = draw(st.sampled_from([*ids, "input"]) | st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True))
     elif action == "add_edge":
-        edge = {"from": draw(st.sampled_from(ids + ["nowhere"])), "to": draw(st.sampled_from(ids + ["nowhere"]))}
+        edge = {"from": draw(st.sampled_from(ids + ["nowhere", "input"])), "to": draw(st.sampled_from(ids + ["nowhere", "input"]))}
         if draw(st.booleans()):
             edge[draw(st.sampled_from(["merge", "pool", "projection", "channels"]))] = draw(SCALARS)
         if not isinstance(spec.get("edges"), list):
@@ -154,7 +154,7 @@ def mutate(spec: dict, draw) -> None:
     elif action == "reinput" and nodes:
         node = draw(st.sampled_from(nodes))
         if isinstance(node, dict):
-            node["input"] = draw(st.sampled_from(ids + ["nowhere"]))
+            node["input"] = draw(st.sampled_from(ids + ["nowhere", "input"]))
 
 
 @FUZZ

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..build.compiler import HrNet
 from ..errors import TrainingError
+from ..spec.kinds import NETWORK_INPUT
 from .figures import PALETTE, figure_bytes, new_figure
 
 __all__ = ["contributions", "contribution_figure", "draw_contributions", "add_init_columns", "comparable_with_paper", "COLUMNS", "BLOCK_OUTPUTS", "PAPER_RATIO"]
@@ -41,9 +42,11 @@ COLUMNS = ["node", "path", "kind", "source", "merge", "projection", "mean_abs", 
 def _reader(model: HrNet, source: str) -> tuple[Any, str] | None:
     """A module whose first input is ``source``'s final value: ``(module, what)``, or ``None``."""
     spec = model.spec
+    # The network input ('input') is what the first node reads (its main input None).
+    names = {None, source} if source == NETWORK_INPUT else {source}
     for position, node in enumerate(spec.nodes):
         # A node with a list input reads the merge, not its first input.
-        if spec.main_input(position) == source and not isinstance(node.input, list):
+        if spec.main_input(position) in names and not isinstance(node.input, list):
             return model.nodes[node.id], f"input of {node.id}"
     for p in model.plan.projections.values():
         if p.source == source and not p.identity:

@@ -15,6 +15,7 @@ import keyword
 from collections.abc import Iterable
 from typing import Any
 
+from ..spec.kinds import NETWORK_INPUT
 from .shapes import ShapePlan
 from .unroll import plan_time
 
@@ -33,6 +34,8 @@ def _variable_names(order: Iterable[str]) -> dict[str, str]:
             name += "_"
         names[node_id] = name
         taken.add(name)
+    # The network input is the forward's argument (no node may take its name).
+    names[NETWORK_INPUT] = "x"
     return names
 
 
@@ -113,6 +116,8 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
         source = spec.main_input(position)
         # The input x is not deleted: nn.Module.__call__ holds it until forward returns.
         arg = "x" if source is None else var[source]
+        if source == NETWORK_INPUT:
+            source = None
         out = var[node_id]
         merge = plan.nodes[node_id].merge
         if merge is not None:
@@ -151,7 +156,7 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
     last_use: dict[str, int] = {}
     for i, (_, reads) in enumerate(statements):
         for r in reads:
-            if r is not None:  # None: the network input
+            if r not in (None, NETWORK_INPUT):  # the network input, held by nn.Module.__call__
                 last_use[r] = i
     final = spec.nodes[-1].id
     release: dict[int, list[str]] = {}

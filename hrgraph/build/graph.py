@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from ..errors import CycleError, GraphError, UnknownNodeError, did_you_mean
+from ..spec.kinds import NETWORK_INPUT
 from ..spec.models import Edge, Spec, parse_edge_ref
 
 __all__ = ["check_graph", "topological_order", "delayed_links", "select_edges"]
@@ -36,6 +37,9 @@ def check_graph(spec: Spec) -> nx.DiGraph:
     a block that returns ``(batch, features)`` (a classifier) anywhere but last;
     cycles; nodes whose output never reaches the last node (every node is
     reachable from the first: each has a main input).
+
+    The network input, named ``input`` in edges and list inputs, is no node of
+    the graph: links from it order nothing and close no cycle.
 
     Parameters
     ----------
@@ -88,9 +92,14 @@ def check_graph(spec: Spec) -> nx.DiGraph:
         seen: set[str] = set()
         for k, source in enumerate(node.inputs):
             at = ("nodes", i, "input", k) if listed else ("nodes", i, "input")
-            if source not in graph:
+            if source == NETWORK_INPUT and node.input_delays[k]:
+                raise GraphError(_INPUT_DELAY, node=node.id, **_where(spec, *at))
+            if source not in graph and source != NETWORK_INPUT:
                 raise UnknownNodeError(
-                    f"input names unknown node '{source}'{did_you_mean(source, ids)}", node=node.id, **_where(spec, *at)
+                    f"input names unknown node '{source}'{did_you_mean(source, [NETWORK_INPUT, *ids])}"
+                    f"{_input_hint(source, 'from')}",
+                    node=node.id,
+                    **_where(spec, *at),
                 )
             if source in seen:
                 raise GraphError(f"input lists '{source}' twice", node=node.id, **_where(spec, *at))
@@ -104,18 +113,47 @@ def check_graph(spec: Spec) -> nx.DiGraph:
         for k, (source, delay) in enumerate(zip(spec.node_inputs(i), delays)):
             if delay:
                 delayed.append(("input", source, spec.nodes[i].id, k, delay))
+            elif source == NETWORK_INPUT:
+                # The network input is no node of the graph: it is there before every node
+                # (and at every step), so it orders nothing and closes no cycle.
+                continue
             else:
                 graph.add_edge(source, spec.nodes[i].id, main=True, residual=None)
 
     delayed_edges: dict[tuple[str, str], int] = {}
+    input_edges: dict[tuple[str, str], int] = {}
     for j, edge in enumerate(spec.edges):
+        if edge.to == NETWORK_INPUT:
+            raise GraphError(
+                f"'{NETWORK_INPUT}' is the network's input: an edge may start there, not end there",
+                edge=edge.name,
+                **_where(spec, "edges", j, "to"),
+            )
         for end, field in ((edge.from_, "from"), (edge.to, "to")):
-            if end not in graph:
+            if end not in graph and not (field == "from" and end == NETWORK_INPUT):
+                known = [NETWORK_INPUT, *ids] if field == "from" else ids
                 raise UnknownNodeError(
-                    f"unknown node '{end}'{did_you_mean(end, ids)}",
+                    f"unknown node '{end}'{did_you_mean(end, known)}{_input_hint(end, field)}",
                     edge=edge.name,
                     **_where(spec, "edges", j, field),
                 )
+        if edge.from_ == NETWORK_INPUT:
+            if edge.delay:
+                raise GraphError(_INPUT_DELAY, edge=edge.name, **_where(spec, "edges", j, "delay"))
+            if not spec.node(edge.to).accepts_edges:
+                raise GraphError(
+                    f"a {spec.node(edge.to).kind} node cannot receive a long-range edge",
+                    edge=edge.name,
+                    **_where(spec, "edges", j, "to"),
+                )
+            if edge.key in input_edges:
+                raise GraphError(
+                    f"duplicate edge {edge.name} (first given as edge {input_edges[edge.key] + 1})",
+                    edge=edge.name,
+                    **_where(spec, "edges", j),
+                )
+            input_edges[edge.key] = j
+            continue
         if edge.from_ == edge.to and not edge.delay:
             raise CycleError(
                 "an edge from a node to itself is a cycle",
@@ -177,6 +215,19 @@ def check_graph(spec: Spec) -> nx.DiGraph:
     _check_acyclic(spec, graph)
     _check_reachability(spec, graph, delayed)
     return graph
+
+
+_INPUT_DELAY = (
+    f"'{NETWORK_INPUT}' (the network's input) is the same at every step, so a link from it takes no delay; "
+    "drop 'delay'"
+)
+
+
+def _input_hint(name: str, field: str) -> str:
+    # The input had no name before issue 20.4; whoever guesses one ('x', 'image', 'in') gets told it.
+    if field == "from" and name.lower() in ("x", "in", "inputs", "image", "images", "data", "stimulus", "retina"):
+        return f"; the network's input is named '{NETWORK_INPUT}'"
+    return ""
 
 
 def delayed_links(graph: nx.DiGraph) -> tuple[tuple[str, str, str, int, int], ...]:
@@ -308,10 +359,10 @@ def _matches(edge: Edge, src: str, dst: str) -> bool:
 def _resolve(spec: Spec, selector: str) -> list[Edge]:
     src, dst = _split(selector, spec)
     ids = spec.node_ids
-    for side in (src, dst):
-        if not (_PATTERN_CHARS & set(side)) and side not in ids:
+    for side, known in ((src, [NETWORK_INPUT, *ids]), (dst, ids)):
+        if not (_PATTERN_CHARS & set(side)) and side not in known:
             raise UnknownNodeError(
-                f"edge selector '{selector}': unknown node '{side}'{did_you_mean(side, ids)}; "
+                f"edge selector '{selector}': unknown node '{side}'{did_you_mean(side, known)}; "
                 f"the spec's edges: {_listing(spec)}",
                 path=spec.path,
             )

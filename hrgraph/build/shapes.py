@@ -22,7 +22,7 @@ from ..errors import ShapeError
 from .graph import check_graph, topological_order
 from .plan import format_count, format_shape, Projection, Merge, NodeShape, ShapePlan  # noqa: F401 (re-exported)
 from .unroll import plan_time
-from ..spec.kinds import Shape, bn_params, conv_params
+from ..spec.kinds import NETWORK_INPUT, Shape, bn_params, conv_params
 from ..spec.models import Edge, InputShape, Spec
 
 __all__ = ["Projection", "Merge", "NodeShape", "ShapePlan", "plan_merge", "infer_shapes", "count_params", "format_count", "format_shape"]
@@ -263,16 +263,16 @@ def infer_shapes(
         block = spec.nodes[position]
         sources = spec.node_inputs(position)
         source = sources[0]
-        in_shape = shape_in if source is None else nodes[source].out_shape
+        in_shape = shape_in if source in (None, NETWORK_INPUT) else nodes[source].out_shape
         where = _node_where(spec, position)
         merge = None
         if isinstance(block.input, list):
-            known = [nodes[s].out_shape if s in nodes else None for s in sources]
+            known = [shape_in if s == NETWORK_INPUT else nodes[s].out_shape if s in nodes else None for s in sources]
             merge = plan_merge(spec, node_id, known, max_activation)
             merges[node_id] = merge
             in_shape = merge.out_shape
             total += merge.params
-        elif source is not None and source not in nodes:
+        elif source not in (None, NETWORK_INPUT) and source not in nodes:
             raise ShapeError(
                 f"input '{source}' is delayed from a node computed later or from this node itself, so its shape "
                 "is not known before this node's; give a list input whose first item comes from an earlier node",
@@ -289,7 +289,8 @@ def infer_shapes(
         for edge in by_target[node_id]:
             if edge.delay:  # planned once every node has its shape (below)
                 continue
-            projection = plan_projection(spec, edge, nodes[edge.from_].out_shape, block_shape)
+            src = shape_in if edge.from_ == NETWORK_INPUT else nodes[edge.from_].out_shape
+            projection = plan_projection(spec, edge, src, block_shape)
             projections[edge.key] = projection
             incoming[node_id].append(projection)
             if edge.merge == "concat":

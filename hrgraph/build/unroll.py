@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..spec.kinds import NETWORK_INPUT
+
 __all__ = ["Run", "TimePlan", "Value", "plan_time"]
 
 #: A value of the unrolled network: ``(node id, step)``; ``(None, 0)`` is the network input.
@@ -136,7 +138,7 @@ def plan_time(
     input_runs: dict[tuple[str, int], int] = {}
 
     def value(source: str | None, delay: int, node: str, step: int) -> Value | None:
-        if source is None:
+        if source is None or source == NETWORK_INPUT:  # the network input is there at every step
             return (None, 0)
         if time.scheme == "sequential" and not delay:
             wanted = (source, node_steps[source] - 1)  # a finished node's last value

@@ -45,6 +45,7 @@ from ..edit.diff import SpecDiff, diff_specs, edge_text
 from ..errors import GraphError, RenderError, did_you_mean
 from ..files import write_atomic
 from ..build.shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
+from ..spec.kinds import NETWORK_INPUT
 from ..spec.models import Spec, load_spec, parse_edge_ref
 from .overlay import UNMEASURED, EdgeOverlay, load_overlay
 from .tooltips import Tooltips
@@ -107,9 +108,14 @@ def _node_label(node: NodeShape, *, compact: bool = False, extra: Iterable[str] 
     return "<" + "<br/>".join(lines) + ">"
 
 
+def _drawn(node_id: str | None) -> str:
+    """The diagram's name of a link's source: the input oval for the network input (``None`` or ``input``)."""
+    return INPUT_ID if node_id is None or node_id == NETWORK_INPUT else node_id
+
+
 def _main_edges(plan: ShapePlan) -> list[tuple[str, str]]:
     """Every input link ``(source, node)``: the main path and each item of a list ``input``."""
-    return [(source or INPUT_ID, i) for i in plan.spec.node_ids for source in plan.nodes[i].inputs]
+    return [(_drawn(source), i) for i in plan.spec.node_ids for source in plan.nodes[i].inputs]
 
 
 def _draw_main(graph: graphviz.Digraph, plan: ShapePlan, source: str, target: str, **attrs: str) -> None:
@@ -119,10 +125,10 @@ def _draw_main(graph: graphviz.Digraph, plan: ShapePlan, source: str, target: st
     if delay:
         _delayed_link(graph, plan, source, target, delay, **attrs)
         return
-    if node.merge is None or source == node.inputs[0]:
+    if node.merge is None or source == _drawn(node.inputs[0]):
         _main_edge(graph, source, target, **attrs)
         return
-    projection = next(p for p in node.merge.inputs if p.source == source)
+    projection = next(p for p in node.merge.inputs if _drawn(p.source) == source)
     label = {} if projection.identity else {"label": html.escape(projection.describe()), "fontcolor": MUTED}
     _main_edge(graph, source, target, **{"penwidth": "1.4", "weight": "10", **label, **attrs})
 
@@ -261,7 +267,7 @@ def _long_edge(graph: graphviz.Digraph, key: tuple[str, str], label: str, depth:
     half pulls it down to the rank just above the target.  An edge with no rank
     in between gets an ordinary edge label.
     """
-    src, dst = key
+    src, dst = _drawn(key[0]), key[1]
     if depth.get(dst, 0) - depth.get(src, 0) < 2:
         graph.edge(src, dst, label=label, **attrs)
         return
@@ -400,7 +406,7 @@ def _ablated(plan: ShapePlan, base: Any) -> list[Projection]:
     return [
         p
         for key, p in base_plan.projections.items()
-        if key not in plan.projections and key[0] in plan.nodes and key[1] in plan.nodes
+        if key not in plan.projections and (key[0] in plan.nodes or key[0] == NETWORK_INPUT) and key[1] in plan.nodes
     ]
 
 

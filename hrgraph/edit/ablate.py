@@ -10,7 +10,10 @@ To cut edges of a *trained* model without removing anything, use
 
 An edge selector is ``"from:to"`` (or ``"from->to"``) where either side is a
 node id or a shell-style pattern: ``"stem:*"`` is every edge leaving ``stem``,
-``"*:stage4"`` every edge entering ``stage4``, ``"*:*"`` every edge.  No torch here.
+``"*:stage4"`` every edge entering ``stage4``, ``"*:*"`` every edge.  Edges
+from the network's input are ``"input:*"``; a ``*`` matches them too, since a
+selector picks among the edges a spec has (unlike an edge pattern in a spec,
+whose ``*`` stands for nodes only).  No torch here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Callable
 
 from ..errors import GraphError, UnknownNodeError, did_you_mean
 from ..build.graph import _listing, _matches, _split, check_graph, select_edges
+from ..spec.kinds import NETWORK_INPUT
 from ..spec.models import Edge, Spec, load_spec, parse_edge_ref
 
 __all__ = ["select_edges", "ablate", "sweep", "variant_edges", "VARIANTS", "SWEEPS", "MAX_VARIANTS"]
@@ -35,6 +39,8 @@ SWEEPS = ("single", "leave-one-out", "powerset")
 
 
 def _in_edges(spec: Spec) -> list[str]:
+    # The paper's HiResNet-In: "from the first convolution to every block".  Edges
+    # from the raw network input ('input:*') leave no convolution, so they are not "in".
     return [f"{spec.nodes[0].id}:*"]
 
 
@@ -49,8 +55,9 @@ def _out_edges(spec: Spec) -> list[str]:
     # The paper's HiResNet-Out: "residuals from all residual blocks to the last
     # one".  The first node (the stem, a plain convolution) is not a residual
     # block, and its edges are what "in" keeps; so "out" leaves them out.
+    # Nor is the raw network input a residual block: 'out' leaves its edge out too.
     last = _last_stage(spec)
-    return [f"*:{last}", f"!{spec.nodes[0].id}:{last}"] if last else []
+    return [f"*:{last}", f"!{spec.nodes[0].id}:{last}", f"!{NETWORK_INPUT}:{last}"] if last else []
 
 
 def _out_all_edges(spec: Spec) -> list[str]:
@@ -60,9 +67,11 @@ def _out_all_edges(spec: Spec) -> list[str]:
 
 #: Named edge sets, as functions of the spec giving selectors (one starting
 #: with ``!`` removes what it matches): ``in`` keeps the edges leaving the first
-#: node; ``out`` (the paper's HiResNet-Out) the edges entering the last node that
-#: accepts edges (the last stage before the head) from any node but the first;
-#: ``out-all`` every edge entering that last stage, the first node's included.
+#: node (not those leaving the network ``input``); ``out`` (the paper's
+#: HiResNet-Out) the edges entering the last node that accepts edges (the last
+#: stage before the head) from any node but the first (and not from ``input``);
+#: ``out-all`` every edge entering that last stage, the first node's and
+#: ``input``'s included.
 VARIANTS: dict[str, Callable[[Spec], list[str]]] = {"in": _in_edges, "out": _out_edges, "out-all": _out_all_edges}
 
 

@@ -104,17 +104,20 @@ class _Counter:
         index = spec.node_index
         self.order = [index[node_id] for node_id in plan.order]
         self.rank = {position: r for r, position in enumerate(self.order)}
-        self.source = [None if spec.main_input(i) is None else index[spec.main_input(i)] for i in range(len(spec.nodes))]
+        # None: the network input (the first node's, or one named 'input'), which no width changes.
+        self.source = [index.get(spec.main_input(i)) for i in range(len(spec.nodes))]
         self.incoming: list[list[int]] = [[] for _ in spec.nodes]
         self.consumers: list[set[int]] = [set() for _ in spec.nodes]  # nodes whose count reads this node's output
         for i, src in enumerate(self.source):
             if src is not None:
                 self.consumers[src].add(i)
-        self.edge_source = [index[edge.from_] for edge in spec.edges]
+        self.edge_source = [index.get(edge.from_) for edge in spec.edges]
         self.edge_merge = [edge.merge for edge in spec.edges]
         self.edges_between: dict[tuple[int, int], list[int]] = {}
         for e, edge in enumerate(spec.edges):
             self.incoming[index[edge.to]].append(e)
+            if edge.from_ not in index:  # from the network input: no width upstream to follow
+                continue
             self.edges_between.setdefault((index[edge.from_], index[edge.to]), []).append(e)
             self.consumers[index[edge.from_]].add(index[edge.to])
         self.node_slots: list[list[Slot]] = [[] for _ in spec.nodes]
@@ -175,7 +178,8 @@ class _Counter:
     def _edge_term(self, e: int, block_shape: Shape, state: _State, new: _State, widths: Mapping[Slot, int]) -> int:
         """Recompute edge ``e`` into ``new``; returns the channels it concatenates (0 for a sum)."""
         src = self.edge_source[e]
-        channels, params = self._edge(e, new.out.get(src) or state.out[src], block_shape, widths)
+        src_shape = self.input_shape if src is None else new.out.get(src) or state.out[src]
+        channels, params = self._edge(e, src_shape, block_shape, widths)
         new.total += params - (state.edge[e][1] if e in state.edge else 0)
         new.edge[e] = (channels, params)
         return channels if self.edge_merge[e] == "concat" else 0

@@ -8,6 +8,8 @@ whose attributes are scalars only, so that ``nx.write_graphml`` and
   ``_`` (``input_channels``, ``residuals_entry``, ...), lists joined with ``,``;
 * node attributes: the block's fields (``kind``, ``channels``, ``stride``, ...)
   and ``index``, the node's position in ``nodes``;
+* a node ``input`` with ``kind: input`` where the spec's edges or list inputs
+  name the network input (and only then);
 * edge attributes: ``role``, which is ``input`` (the target's main input, or one
   of its listed inputs; ``order`` is its place in an ``input: [...]`` list,
   ``implicit`` marks an input the spec leaves to "the previous node"), ``edge``
@@ -37,7 +39,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..errors import CycleError, HrgraphError, SpecError, did_you_mean
 from ..build.graph import check_graph
-from ..spec.kinds import KINDS, RESERVED_IDS, Block
+from ..spec.kinds import KINDS, NETWORK_INPUT, RESERVED_IDS, Block
 from ..spec.models import Edge, Spec, load_spec
 
 __all__ = ["to_networkx", "from_networkx", "node_ids", "Imported", "convert", "EDGE_ATTRIBUTES"]
@@ -122,6 +124,10 @@ def to_networkx(spec: "Spec | str | Mapping[str, Any]") -> nx.DiGraph:
     for i, node in enumerate(spec.nodes):
         attrs = node.model_dump(mode="json", exclude={"id", "input"}, exclude_none=True)
         graph.add_node(node.id, **attrs, index=i)
+    if any(e.from_ == NETWORK_INPUT for e in spec.edges) or any(NETWORK_INPUT in n.inputs for n in spec.nodes):
+        # Only a spec that names its input gets this node (other specs keep their graphs):
+        # kind "input" marks it as the network's input for from_networkx.
+        graph.add_node(NETWORK_INPUT, kind=NETWORK_INPUT)
     for i, node in enumerate(spec.nodes):
         for source, attrs in _inputs_of(spec, i):
             graph.add_edge(source, node.id, role="input", **attrs)
@@ -142,7 +148,7 @@ def _clean(name: Hashable) -> str:
     if not text or not text[0].isalpha():
         text = "n" + text
     text = text[:_MAX_ID]
-    return text + "_node" if text in RESERVED_IDS else text
+    return text + "_node" if text in RESERVED_IDS or text == NETWORK_INPUT else text
 
 
 def _unique(base: str, taken: set[str]) -> str:
@@ -291,6 +297,20 @@ def _check_edge(name: str, attrs: Mapping[str, Any]) -> None:
         )
 
 
+def _take_input(graph: nx.DiGraph) -> list[tuple[Any, dict[str, Any]]]:
+    """Remove the network-input node (``input`` with ``kind: input``, as :func:`to_networkx` writes it)
+    from ``graph``; return its out-edges as ``(target, attributes)``.  Any other node named ``input``
+    is an ordinary node (renamed ``input_node``: the name is reserved)."""
+    if NETWORK_INPUT not in graph or graph.nodes[NETWORK_INPUT].get("kind") != NETWORK_INPUT:
+        return []
+    if graph.in_degree(NETWORK_INPUT):
+        u = next(iter(graph.predecessors(NETWORK_INPUT)))
+        raise SpecError(f"the network input ('{NETWORK_INPUT}', kind: input) takes no incoming edge, but {u}->input is one", node=NETWORK_INPUT)
+    out = [(v, dict(attrs)) for v, attrs in graph.adj[NETWORK_INPUT].items()]
+    graph.remove_node(NETWORK_INPUT)
+    return out
+
+
 def _directed(graph: nx.Graph) -> nx.DiGraph:
     """``graph`` as a DiGraph in the same node order; undirected edges point from the earlier node to the later."""
     if graph.is_multigraph():
@@ -424,6 +444,7 @@ def convert(
     for attrs in [graph.graph, *(d for _, d in graph.nodes(data=True)), *(d for *_, d in graph.edges(data=True))]:
         for key in ignore & set(attrs):
             del attrs[key]
+    from_input = _take_input(graph)
     ids = node_ids(graph)
     text = {node: str(node) for node in graph}
     blocks: dict[Any, dict[str, Any]] = {}
@@ -444,21 +465,26 @@ def convert(
         if lax:
             for key in list(attrs):
                 attrs[key] = _coerce_structural(key, attrs[key]) if key in EDGE_ATTRIBUTES else _coerce(Edge, key, attrs[key])
+    for v, attrs in from_input:
+        _check_edge(f"{NETWORK_INPUT}->{text[v]}", attrs)
+        if lax:
+            for key in list(attrs):
+                attrs[key] = _coerce_structural(key, attrs[key]) if key in EDGE_ATTRIBUTES else _coerce(Edge, key, attrs[key])
     dropped = _break_cycles(graph, break_cycles)
     order = _order(graph)
     position = {node: i for i, node in enumerate(order)}
 
     inputs: dict[Any, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in order}
     edges: list[tuple[tuple[float, int, int], dict[str, Any]]] = []
-    for u, v, attrs in graph.edges(data=True):
+    for u, v, attrs in [*graph.edges(data=True), *((NETWORK_INPUT, v, a) for v, a in from_input)]:
         role = attrs.get("role", "input")
         if role in ("input", "input+edge"):
             inputs[v].append((u, attrs))
         if role in ("edge", "input+edge"):
             options = {k: val for k, val in attrs.items() if k not in EDGE_ATTRIBUTES}
             index = attrs.get("index")
-            key = (index if isinstance(index, int) else float("inf"), position[v], position[u])
-            edges.append((key, {"from": ids[u], "to": ids[v], **options}))
+            key = (index if isinstance(index, int) else float("inf"), position[v], position.get(u, -1))
+            edges.append((key, {"from": ids.get(u, u), "to": ids[v], **options}))
 
     taken = set(ids.values())
     added: list[str] = []

@@ -43,6 +43,11 @@ RESERVED_IDS = frozenset(
 )
 
 
+#: The reserved name of the network's input (the image batch): a valid source of a long-range
+#: edge and an item of a list ``input``, never a node id (docs/spec.md, "The network input").
+NETWORK_INPUT = "input"
+
+
 def _check_id(value: str) -> str:
     # Projection modules are named "<from>__<to>".  An id holds no "__" and
     # starts with a letter (the pattern), so the last "__" of a module name

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ShapeError, SpecError, did_you_mean
 from .arith import (
@@ -31,6 +31,7 @@ from .arith import (
     MAX_KERNEL,
     MAX_INPUTS,
     RESERVED_IDS,
+    NETWORK_INPUT,
     ID_PATTERN,  # re-exported: its users import it from here
     NodeId,
     Channels,
@@ -65,6 +66,7 @@ __all__ = [
     "KINDS",
     "MAX_CHANNELS",
     "RESERVED_IDS",
+    "NETWORK_INPUT",
 ]
 
 MAX_DELAY = 64
@@ -80,7 +82,7 @@ class InputRef(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
-    from_: NodeId = Field(alias="from", description="Source node id.")
+    from_: NodeId = Field(alias="from", description="Source node id, or `input` (the network input).")
     delay: Annotated[int, Field(ge=0, le=MAX_DELAY)] = Field(default=0, description="Steps of delay (0: same step).")
 
 
@@ -134,6 +136,18 @@ class Block(BaseModel):
     #: Whether the block's module runs all of the node's ``steps`` itself, in one call (a block whose
     #: steps differ from each other, such as CORnet-S's area); its counts then cover every step.
     owns_steps: ClassVar[bool] = False
+
+    @field_validator("id")
+    @classmethod
+    def _not_the_network_input(cls, value: str) -> str:
+        # References use the same type (an edge may come from the input), so the
+        # reservation is checked on the id field only.
+        if value == NETWORK_INPUT:
+            raise ValueError(
+                f"'{NETWORK_INPUT}' is reserved: it names the network's input, which edges and list inputs may "
+                f"take as a source ({{from: {NETWORK_INPUT}, to: ...}}); choose another id, e.g. 'stem'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _aggregate_needs_a_list(self) -> "Block":

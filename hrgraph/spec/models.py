@@ -125,7 +125,7 @@ class Edge(_Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
-    from_: NodeId = Field(alias="from", description="Source node id.")
+    from_: NodeId = Field(alias="from", description="Source node id, or `input` (the network input).")
     to: NodeId = Field(description="Target node id.")
     projection: Literal["auto", "identity", "conv"] = "auto"
     merge: Literal["sum", "concat"] = "sum"

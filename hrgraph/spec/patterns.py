@@ -45,7 +45,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from ..errors import GraphError, SpecError, UnknownNodeError, did_you_mean
-from .kinds import KINDS
+from .kinds import KINDS, NETWORK_INPUT
 from .source import LDict, LList, Mark, strip
 
 __all__ = [
@@ -159,6 +159,13 @@ class _Nodes:
         self.emits: list[bool] = []
         self.accepts: list[bool] = []
         self.kind: list[str] = []
+        # The network input comes first, one position before the first node: it is
+        # matched only where a pattern names it ('from: input'), never by a glob.
+        self.position[NETWORK_INPUT] = 0
+        self.ids.append(NETWORK_INPUT)
+        self.kind.append(NETWORK_INPUT)
+        self.emits.append(True)
+        self.accepts.append(False)
         for item in nodes:
             node_id = item.get("id") if isinstance(item, Mapping) else None
             if not isinstance(node_id, str) or node_id in self.position:
@@ -269,10 +276,10 @@ def _match(item: Mapping[str, Any], end: str, nodes: _Nodes, mark: Mark | None) 
                 )
             found[nodes.position[element]] = True
             continue
-        hits = [p for p, node_id in enumerate(nodes.ids) if fnmatchcase(node_id, element)]
+        hits = [p for p, node_id in enumerate(nodes.ids) if p and fnmatchcase(node_id, element)]
         if not hits:
             raise GraphError(
-                f"{_title(item)}: {end}: '{element}' matches no node{_glob_hint(element, nodes.ids)}",
+                f"{_title(item)}: {end}: '{element}' matches no node{_glob_hint(element, nodes.ids[1:])}",
                 **_where(element_mark),
             )
         for p in hits:
@@ -282,7 +289,8 @@ def _match(item: Mapping[str, Any], end: str, nodes: _Nodes, mark: Mark | None) 
 
 def _names(nodes: _Nodes, positions: Collection[int]) -> str:
     ordered = sorted(positions)
-    shown = ", ".join(f"{nodes.ids[p]} ({p})" for p in ordered[:_SHOWN])
+    # Positions shown are those in nodes: (the input's table entry 0 is one before them).
+    shown = ", ".join(f"{nodes.ids[p]} ({p - 1})" if p else NETWORK_INPUT for p in ordered[:_SHOWN])
     return shown + (f", ... ({len(ordered)} nodes)" if len(ordered) > _SHOWN else "")
 
 
@@ -356,7 +364,7 @@ def _end_marks(item: Mapping[str, Any], mark: Mark | None, end: str, nodes: _Nod
     out: dict[str, Mark | None] = {}
     for element, element_mark in zip(elements, marks):
         if _is_glob(element):
-            for node_id in nodes.ids:
+            for node_id in nodes.ids[1:]:
                 if fnmatchcase(node_id, element):
                     out.setdefault(node_id, element_mark)
         else:
