@@ -37,8 +37,6 @@ CASES = sorted(p for p in (ROOT / "tests" / "import_cases").iterdir() if p.suffi
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.relative_to(ROOT / "specs").with_suffix("").as_posix())
 def test_round_trip_every_spec(path, tmp_path):
     spec = hrgraph.load_spec(path)
-    if spec.time is not None:
-        pytest.skip("hrgraph.io.netx does not carry time (a spec's time section and delays) yet")
     graph = to_networkx(spec)
     assert from_networkx(graph) == spec
     # Through the files too: every attribute is a scalar that GraphML and GML keep.
