@@ -411,17 +411,18 @@ def _route_weighted(graph: nx.DiGraph, order: list[Any]) -> None:
             main[v] = (u, v)
     chosen = set(main.values())
     for u, v in plain:
-        graph.edges[u, v]["role"] = "input" if (u, v) in chosen else "edge"
         if (u, v) in chosen:
-            graph.edges[u, v].pop("weight", None)  # an input has no weight (docs/import.md)
+            # Left without a role, it stays a plain input (implicit where it comes from the
+            # previous node); an input has no weight (docs/import.md).
+            graph.edges[u, v].pop("weight", None)
+        else:
+            graph.edges[u, v]["role"] = "edge"
 
 
-def _weights_to_gates(graph: nx.DiGraph) -> None:
-    """A scalar gate on every weighted long-range edge, starting at its weight over the largest weight."""
-    weights = [attrs["weight"] for *_, attrs in graph.edges(data=True) if attrs.get("weight") is not None]
-    if not weights:
+def _weights_to_gates(graph: nx.DiGraph, largest: float) -> None:
+    """A scalar gate on every weighted long-range edge, starting at its weight over ``largest``."""
+    if not any(attrs.get("weight") is not None for *_, attrs in graph.edges(data=True)):
         raise SpecError("weights='gate' (--weights gate) needs edges with a weight attribute; the graph has none")
-    largest = max(abs(w) for w in weights if isinstance(w, (int, float))) if weights else 0
     if not largest:
         raise SpecError("weights='gate' (--weights gate) needs a nonzero weight to normalise by")
     for *_, attrs in graph.edges(data=True):
@@ -482,9 +483,11 @@ def convert(
     chosen = _break_cycles(graph, break_cycles)
     order = _order(graph)
     position = {node: i for i, node in enumerate(order)}
+    # Normalised by the largest weight of the graph, main inputs' included.
+    largest = max((abs(a["weight"]) for *_, a in graph.edges(data=True) if isinstance(a.get("weight"), (int, float))), default=0)
     _route_weighted(graph, order)
     if weights == "gate":
-        _weights_to_gates(graph)
+        _weights_to_gates(graph, largest)
 
     inputs: dict[Any, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in order}
     edges: list[tuple[tuple[float, int, int], dict[str, Any]]] = []
@@ -503,13 +506,16 @@ def convert(
     added: list[str] = []
     nodes = [blocks[n] for n in order]
     sources = [n for n in order if not inputs[n]]
+    # The first node takes the network input and can name no other: one that reads only delayed
+    # feedback (a cycle's entry, under break_cycles="feedback") needs a stem to feed it.
+    fed_back = [order[0]] if inputs[order[0]] and all(a.get("delay") for _, a in inputs[order[0]]) else []
     previous = {n: order[i - 1] if i else None for i, n in enumerate(order)}
-    if len(sources) > 1:
+    if len(sources) > 1 or fed_back:
         stem = _unique("stem", taken)
         added.append(stem)
         nodes.insert(0, {"id": stem, "kind": "conv", "channels": default_channels})
         previous[order[0]] = stem
-        for n in sources:
+        for n in sources + fed_back:
             inputs[n].append((stem, {}))
     for n in order:
         block = blocks[n]
