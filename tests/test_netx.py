@@ -494,3 +494,22 @@ def test_connectome_imports_whole_with_feedback_and_trains(tmp_path):
     assert summary["finished"] and summary["epochs_done"] == 1 and summary["params"] == sum(
         p.numel() for p in model.parameters())
     assert summary["test_loss"] == summary["test_loss"]  # not NaN
+
+
+def test_cli_refuses_both_ways_of_handling_cycles(tmp_path):
+    src = tmp_path / "c.csv"
+    src.write_text("source,target\na,b\nb,a\n")
+    result = CliRunner().invoke(main, ["import", str(src), "--break-cycles", "order", "--cycles", "feedback"])
+    assert result.exit_code == 2 and "give one" in result.output
+
+
+@pytest.mark.parametrize("edge, message", [
+    ({"gate_init": 0.5}, "gate_init applies to a gated edge"),
+    ({"gate": "sigmoid", "gate_init": 2.0}, "strictly between 0 and 2"),
+])
+def test_gate_init_is_checked(edge, message):
+    spec = {"input": {"channels": 3, "height": 8, "width": 8},
+            "nodes": [{"id": "a", "kind": "conv", "channels": 4}, {"id": "b", "kind": "conv", "channels": 4}],
+            "edges": [{"from": "a", "to": "b", **edge}]}
+    with pytest.raises(hrgraph.SpecError, match=message):
+        hrgraph.load_spec(spec)
