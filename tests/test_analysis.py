@@ -368,3 +368,19 @@ def test_a_diverged_run_is_refused(run, tmp_path):
     assert "non-finite" in message and "nodes.stage2.0.conv1.weight" in message and str(nan) in message
     with pytest.raises(TrainingError, match="non-finite"):
         analyze(nan / "checkpoints" / "best.pt", limit=16)
+
+
+def test_analyze_feeds_images_as_training_did_without_normalisation(tmp_path):
+    # A run trained with normalize: false saw x / 255; analyze must too, or every number it gives is of
+    # inputs the model never saw.  With the same preparation, the intact model's accuracy on the test split
+    # is the summary's test accuracy (the same best checkpoint on the same images).
+    import json
+
+    from hrgraph.analysis.report import analyze
+
+    out = tmp_path / "raw"
+    train(SPEC, {**RECIPE, "normalize": False}, out=out, limit_train=64, limit_val=16, device="cpu")
+    summary = json.loads((out / "summary.json").read_text())
+    result = analyze(out, limit=16, out=tmp_path / "analysis", bn_batches=0)
+    intact = next(r for r in result["edge_cut"] if r["cut"] == "none")
+    assert intact["accuracy"] == pytest.approx(summary["test_acc1"])

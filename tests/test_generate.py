@@ -187,6 +187,32 @@ def test_cli_bad_options_one_line_exit_2(args):
     assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] != []
 
 
+@pytest.mark.parametrize(
+    ("args", "estimate"),
+    [
+        # WS n*k/2, ER p*n(n-1)/2, BA m*(n-m) edges per stage, three stages in the small regime.
+        (["ws", "--nodes", "10000000"], "about 60,000,000 edges"),
+        (["er", "--nodes", "3000"], "about 2,699,100 edges"),
+        (["ba", "--nodes", "100000"], "about 1,499,925 edges"),
+        (["ws", "--stages", "50000"], "about 100,000 edges"),
+    ],
+)
+def test_too_large_a_network_is_refused_before_any_graph_is_drawn(args, estimate, monkeypatch, tmp_path):
+    import importlib
+
+    module = importlib.import_module("hrgraph.generate.randwire")  # the package exports a function of that name
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("a graph was drawn")
+
+    monkeypatch.setattr(module, "random_graph", no_drawing)
+    out = tmp_path / "net.yaml"
+    result = CliRunner().invoke(main, ["generate", *args, "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert estimate in result.stderr and "more than the 200,000 a spec may have" in result.stderr
+    assert "Traceback" not in result.output and not out.exists()
+
+
 # -- validated, counted, compiled (needs the core's sepconv / identity / aggregate) ------
 
 

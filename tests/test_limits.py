@@ -143,3 +143,98 @@ def test_extends_naming_a_fifo_is_refused(tmp_path):
     (tmp_path / "child.yaml").write_text("extends: parent.yaml\n", encoding="utf-8")
     with pytest.raises(hrgraph.SpecError, match="FIFO"):
         hrgraph.load_spec(tmp_path / "child.yaml")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_scale_width_not_finite_is_a_usage_error(value, tmp_path):
+    out = tmp_path / "s.yaml"
+    result = CliRunner().invoke(main, ["scale", "specs/resnet18.yaml", "--width", value, "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "not a finite number" in result.stderr
+    assert not out.exists()
+
+
+def _chain(tmp_path):
+    """base.yaml (8 conv nodes, 4 edges) <- mid.yaml (4 edges, one replacing base's n0->n5) <- top.yaml (4 edges)."""
+    nodes = ", ".join(f"{{id: n{i}, kind: conv, channels: 4}}" for i in range(8))
+    (tmp_path / "base.yaml").write_text(
+        f"input: {{channels: 3, height: 8, width: 8}}\nnodes: [{nodes}]\nedges:\n"
+        '  - {from: "*", to: "*", min_skip: 7}\n  - {from: "*", to: "*", min_skip: 6, max_skip: 6}\n'
+        "  - {from: n0, to: n5}\n"
+    )
+    (tmp_path / "mid.yaml").write_text('extends: base.yaml\nedges:\n  - {from: "*", to: "*", min_skip: 5, max_skip: 5}\n  - {from: n1, to: n4}\n')
+    (tmp_path / "top.yaml").write_text('extends: mid.yaml\nedges:\n  - {from: "*", to: "*", min_skip: 4, max_skip: 4}\n')
+    return tmp_path / "top.yaml"
+
+
+def test_edge_budget_applies_to_the_merged_extends_chain(tmp_path, monkeypatch):
+    from hrgraph.spec import patterns
+
+    top = _chain(tmp_path)
+    # min_skip 7 is one pair, 6 two, ...; mid's n0->n5 replaces base's and counts for mid.
+    counts = {"base": 1 + 2, "mid": 3 + 1, "top": 4}
+    assert len(hrgraph.load_spec(top).edges) == sum(counts.values())
+    # Each file's patterns stay under the scaled-down cap; their sum does not.
+    monkeypatch.setattr(patterns, "MAX_EXPANDED_EDGES", 9)
+    with pytest.raises(hrgraph.GraphError) as info:
+        hrgraph.load_spec(top)
+    message = info.value.message
+    assert "11 edges, more than the limit of 9 by 2" in message
+    for name, count in counts.items():
+        assert f"{name}.yaml {count}" in message
+    result = CliRunner().invoke(main, ["validate", str(top)])
+    assert result.exit_code == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.output
+
+
+def test_edge_budget_counts_explicit_and_pattern_edges_of_one_file(monkeypatch):
+    from hrgraph.spec import patterns
+
+    nodes = ", ".join(f"{{id: n{i}, kind: conv, channels: 4}}" for i in range(5))
+    text = f"input: {{channels: 3, height: 8, width: 8}}\nnodes: [{nodes}]\nedges:\n  - {{from: n0, to: \"*\", min_skip: 2}}\n  - {{from: n1, to: n3}}\n"
+    assert len(hrgraph.load_spec(text).edges) == 4
+    monkeypatch.setattr(patterns, "MAX_EXPANDED_EDGES", 3)
+    with pytest.raises(hrgraph.GraphError, match="4 edges, more than the limit of 3 by 1"):
+        hrgraph.load_spec(text)
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "fragment"),
+    [("MAX_SPEC_BYTES", 300, "bytes, more than the 300"), ("MAX_YAML_NODES", 40, "YAML nodes, more than the 40")],
+)
+@pytest.mark.parametrize("to_file", [True, False])
+def test_import_refuses_a_spec_the_loader_would_refuse(limit, value, fragment, to_file, tmp_path, monkeypatch):
+    from hrgraph.spec import source
+
+    chain = tmp_path / "chain.csv"
+    chain.write_text("source,target\n" + "".join(f"n{i},n{i + 1}\n" for i in range(8)))
+    out = tmp_path / "chain.yaml"
+    args = ["import", str(chain), "--kind", "conv"] + (["-o", str(out)] if to_file else [])
+    assert CliRunner().invoke(main, args).exit_code == 0
+    out.unlink(missing_ok=True)
+    monkeypatch.setattr(source, limit, value)  # scaled down: a 32,000-node chain is 2.2 MB
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: the spec would ") and fragment in result.stderr
+    assert "(by " in result.stderr
+    assert result.stdout == "" and not out.exists()
+
+
+def test_gml_nested_50000_deep_is_a_spec_error(tmp_path):
+    deep = tmp_path / "deep.gml"
+    deep.write_text('graph [ directed 1\nnode [ id 0 label "a" ' + "x [ " * 50_000 + "]" * 50_000 + " ]\n]\n")
+    out = tmp_path / "deep.yaml"
+    result = CliRunner().invoke(main, ["import", str(deep), "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {deep}:2: not a valid GML file: nested more than 64 levels deep\n"
+    assert not out.exists()
+
+
+def test_gml_recursion_past_the_depth_check_is_still_a_spec_error(tmp_path, monkeypatch):
+    from hrgraph.io import graphfiles
+
+    monkeypatch.setattr(graphfiles, "MAX_GML_DEPTH", 10**9)  # as if the check missed a way to nest
+    deep = tmp_path / "deep.gml"
+    deep.write_text('graph [ directed 1 node [ id 0 label "a" ' + "x [ " * 50_000 + "]" * 50_000 + " ] ]\n")
+    with pytest.raises(hrgraph.SpecError, match="nested too deeply") as info:
+        graphfiles.import_graph(deep)
+    assert info.value.path == str(deep)

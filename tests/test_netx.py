@@ -513,3 +513,12 @@ def test_gate_init_is_checked(edge, message):
             "edges": [{"from": "a", "to": "b", **edge}]}
     with pytest.raises(hrgraph.SpecError, match=message):
         hrgraph.load_spec(spec)
+
+
+def test_byte_order_mark_is_dropped(tmp_path):
+    # Spreadsheet programs save "CSV UTF-8" with one; it made the header look like a matrix's.
+    for name, text in (("edges.csv", "source,target\nV1,V2\nV2,V4\nV1,V4\n"), ("matrix.csv", ",A,B\nA,0,1\nB,0,0\n")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        (tmp_path / f"bom-{name}").write_text(text, encoding="utf-8-sig")
+        plain = import_graph(tmp_path / name, default_kind="conv").spec
+        assert import_graph(tmp_path / f"bom-{name}", name=plain.name, default_kind="conv").spec == plain

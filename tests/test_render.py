@@ -24,7 +24,7 @@ from hrgraph.edit.diff import diff_specs, edge_text
 from hrgraph.errors import GraphError, RenderError
 from hrgraph.draw.gallery import write_gallery
 from hrgraph.generate import random_dag_spec
-from hrgraph.draw.render import ABLATED, ADDED, CHANGED, IDENTITY, REMOVED, diff_dot, render, to_dot, write_diagram
+from hrgraph.draw.render import ABLATED, ADDED, CHANGED, FEEDBACK, IDENTITY, REMOVED, diff_dot, render, to_dot, write_diagram
 from hrgraph.build.shapes import count_params, infer_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,8 @@ def test_labels_show_block_shape_params_and_projection():
         label = projection.describe().replace(">", "&gt;")
         assert any(label in line for line in dot.splitlines() if line.strip().startswith(f"__edge__{src}__{dst} ["))
     # The main path is heavy and uncoloured like the long-range edges.
-    assert 'stage1 -> stage2 [color="#374151" penwidth=2.2 weight=100]' in dot
+    main = next(line.strip() for line in dot.splitlines() if line.strip().startswith("stage1 -> stage2 ["))
+    assert main.startswith('stage1 -> stage2 [color="#374151" penwidth=2.2') and "weight=100" in main
 
 
 def test_identity_edges_are_marked_and_coloured(tmp_path):
@@ -434,3 +435,176 @@ def test_gallery_page_keeps_free_text_inert(tmp_path):
     assert "\n# not a heading" not in page
     row = next(line for line in page.splitlines() if line.startswith("| ["))
     assert row.count(" | ") == 5 and "\\|" in row  # six cells: the name's '|' is escaped, not a seventh
+
+
+# -- feedback and time (issue 17.7) ------------------------------------------
+
+FEEDBACK_SPEC = """
+name: fb
+input: {channels: 3, height: 32, width: 32}
+time: {steps: 3, readout: mean}
+nodes:
+  - {id: stem, kind: conv, channels: 16}
+  - {id: s1, kind: basic, channels: 16, depth: 1}
+  - {id: s2, kind: basic, channels: 32, depth: 1, stride: 2, input: [s1, {from: s2, delay: 1}]}
+  - {id: head, kind: classifier, classes: 10}
+edges:
+  - {from: s2, to: s1, delay: 1, upsample: nearest}
+  - {from: stem, to: s2}
+"""
+
+
+def dot_line(dot: str, src: str, dst: str) -> str:
+    """The one DOT statement drawing the edge src -> dst directly."""
+    lines = [line.strip() for line in dot.splitlines() if line.strip().startswith(f"{src} -> {dst} [")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_feedback_edges_are_dashed_point_back_and_name_delay_and_upsampling():
+    dot = to_dot(FEEDBACK_SPEC)
+    back = dot_line(dot, "s2", "s1")
+    assert "style=dashed" in back and "constraint=false" in back and f'color="{FEEDBACK}"' in back
+    assert "delay 1, nearest upsample 2 -&gt; 1x1 conv 32-&gt;16 + BN" in back
+    loop = dot_line(dot, "s2", "s2")  # the delayed self-loop of s2's list input
+    assert "style=dashed" in loop and "delay 1" in loop
+    forward = edge_lines(dot, "stem", "s2")  # an undelayed long-range edge keeps its style and ranks
+    assert forward and all("dashed" not in line and "constraint" not in line for line in forward)
+    assert "time: biological, 3 steps, readout mean; 2 delayed links (dashed)" in dot
+    assert "delayed link (feedback, recurrence)" in dot  # the legend
+
+
+def test_cornet_rt_delayed_inputs_are_edges_into_their_nodes():
+    dot = to_dot("specs/examples/cornet-rt.yaml")
+    for below, area in [("V1", "V2"), ("V2", "V4"), ("V4", "IT")]:
+        link = dot_line(dot, below, f"{area}_input")
+        # Forward in the computation order: dashed and labelled, but it still ranks the node below.
+        assert "style=dashed" in link and 'label="delay 1"' in link and "constraint" not in link
+    for area in ("V1", "V2", "V4", "IT"):
+        assert "constraint=false" in dot_line(dot, area, area)
+    assert "time: biological, 5 steps, readout last" in dot
+    assert "time: sequential" in to_dot("specs/examples/cornet-s.yaml")
+    assert "time:" not in to_dot("specs/hiresnet18.yaml")
+
+
+@pytest.mark.needs_dot
+@pytest.mark.skipif(not HAS_DOT, reason="needs Graphviz's dot")
+def test_cornet_rt_svg_connects_every_input_node(tmp_path):
+    out = render("specs/examples/cornet-rt.yaml", tmp_path / "rt.svg")
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = {t.text for g in ET.parse(out).getroot().iter(f"{ns}g") if g.get("class") == "edge" for t in g.iter(f"{ns}title")}
+    for below, area in [("V1", "V2"), ("V2", "V4"), ("V4", "IT")]:
+        assert f"{below}->{area}_input" in titles and f"{area}->{area}" in titles
+
+
+# -- tooltips (issue 18.5) ---------------------------------------------------
+
+
+def svg_tooltips(path: Path) -> list[str]:
+    """Every hover text of an SVG: the xlink:title of its links."""
+    ns = "{http://www.w3.org/2000/svg}"
+    return [a.get("{http://www.w3.org/1999/xlink}title") for a in ET.parse(path).getroot().iter(f"{ns}a")]
+
+
+@pytest.mark.needs_dot
+@pytest.mark.skipif(not HAS_DOT, reason="needs Graphviz's dot")
+def test_rendered_svg_carries_tooltips_with_params_and_macs(tmp_path):
+    out = tmp_path / "h.svg"
+    result = CliRunner().invoke(main, ["render", "specs/hiresnet18.yaml", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    tips = svg_tooltips(out)
+    plan = infer_shapes(load_spec("specs/hiresnet18.yaml"))
+    node = plan.nodes["stage2"]
+    stage2 = [t for t in tips if t.startswith("stage2: ")]
+    assert stage2 and f"params {node.params:,}" in stage2[0] and f"MACs {node.macs:,}" in stage2[0]
+    edge = plan.projections["stem", "stage4"]
+    stem4 = [t for t in tips if t.startswith("stem->stage4: ")]
+    assert stem4 and f"params {edge.params:,}" in stem4[0] and f"MACs {edge.macs:,}" in stem4[0]
+    assert "\n" in stem4[0]  # one fact a line
+
+
+def test_tooltips_of_list_inputs_and_merges():
+    dot = to_dot(FEEDBACK_SPEC)
+    plan = infer_shapes(load_spec(FEEDBACK_SPEC))
+    projection = plan.merges["s2"].inputs[1]
+    loop = dot_line(dot, "s2", "s2")
+    assert "input 2 of 2" in loop and f"params {projection.params:,}" in loop and "runs 2 times per forward" in loop
+    assert "input: sum of 2 inputs" in next(line for line in dot.splitlines() if line.strip().startswith("s2 ["))
+
+
+# -- collapsed diagrams (issue 18.5) -----------------------------------------
+
+
+def test_collapse_draws_one_box_per_stage_with_totals_that_add_up(tmp_path):
+    from hrgraph.build.cost import Cost
+    from hrgraph.draw.collapse import collapse
+
+    spec = tmp_path / "ws.yaml"
+    result = CliRunner().invoke(main, ["generate", "ws", "--nodes", "60", "--seed", "2", "--input", "3x32x32", "--classes", "10", "-o", str(spec)])
+    assert result.exit_code == 0, result.output
+    plan = infer_shapes(load_spec(spec))
+    groups, links = collapse(plan)
+    assert list(groups) == ["conv1", "conv2", "conv3", "conv4", "conv5", "head"]
+    assert sum(len(g.nodes) for g in groups.values()) == len(plan.spec.nodes)
+    total = sum((x.cost for x in [*groups.values(), *links.values()]), Cost())
+    assert (total.params, total.macs) == (plan.params, plan.macs)
+    into_conv4 = [link for (a, b), link in links.items() if b == "conv4"]
+    # Every link into conv4 comes from conv3, all aggregated into one edge.
+    assert len(into_conv4) == 1 and into_conv4[0].count == sum(1 for n in groups["conv4"].nodes for s in plan.nodes[n].inputs if s.startswith("conv3_"))
+    out = tmp_path / "ws.dot"
+    result = CliRunner().invoke(main, ["render", str(spec), "--collapse", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    dot = out.read_text()
+    drawn = {line.strip().split(" ")[0] for line in dot.splitlines() if line.strip().endswith("]") and "->" not in line}
+    assert {"conv3", "conv4", "conv5"} <= drawn and not any(n.startswith("conv3_") for n in drawn)
+    assert f"{len(groups['conv3'].nodes)} nodes" in dot and "(collapsed)" in dot
+    result = CliRunner().invoke(main, ["render", str(spec), "--collapse", "--disabled", "a:b", "-o", str(out)])
+    assert result.exit_code == 2 and "--collapse" in result.output
+
+
+def test_collapse_keeps_delayed_links_between_groups():
+    from hrgraph.draw.collapse import collapsed_dot
+
+    dot = collapsed_dot("specs/examples/cornet-rt.yaml")
+    link = dot_line(dot, "V1", "V2")
+    assert "style=dashed" in link and "1 link, delayed" in link and "constraint" not in link
+    box = next(line for line in dot.splitlines() if line.strip().startswith("V2 ["))
+    assert "2 nodes" in box and "2 links inside" in box
+
+
+# -- colouring by an analysis (issue 18.5) -----------------------------------
+
+
+def test_color_by_contribution_and_edgecut(tmp_path):
+    from hrgraph.draw.overlay import PALETTE, UNMEASURED
+
+    (tmp_path / "contributions.csv").write_text(
+        "node,path,kind,ratio,mean_abs\nstage4,block,block,1.0,2.0\nstage4,stem->stage4,projection,0.1,0.2\n"
+        "stage4,stage2->stage4,projection,0.5,1.0\nstage3,stem->stage3,projection,nan,nan\n"
+    )
+    dot = to_dot("specs/hiresnet18.yaml", color_by=("contribution", tmp_path))
+    assert all(f'color="{PALETTE[-1]}"' in line for line in edge_lines(dot, "stage2", "stage4"))
+    assert all(f'color="{PALETTE[0]}"' in line for line in edge_lines(dot, "stem", "stage4"))
+    assert all(f'color="{UNMEASURED}"' in line for line in edge_lines(dot, "stem", "stage3"))  # nan: not measured
+    assert "ratio 0.5" in dot and "edge colour: contribution ratio" in dot and "not measured" in dot
+    (tmp_path / "edgecut.csv").write_text("cut,disabled,change\nnone,,0.0\nstem->stage2,stem->stage2,-0.02\nstage1->stage3,x,-0.10\nall,x,-0.3\n")
+    dot = to_dot("specs/hiresnet18.yaml", color_by=("edgecut", tmp_path))
+    assert all(f'color="{PALETTE[-1]}"' in line for line in edge_lines(dot, "stage1", "stage3"))
+    assert "drop 2.00 pp" in dot and "accuracy drop when cut" in dot
+
+
+def test_color_by_refuses_missing_and_mismatched_files(tmp_path):
+    with pytest.raises(RenderError, match="no contributions.csv"):
+        to_dot("specs/hiresnet18.yaml", color_by=("contribution", tmp_path))
+    (tmp_path / "edgecut.csv").write_text("cut,change\nstem->nowhere,-0.1\n")
+    with pytest.raises(RenderError, match="names 1 edge.*another spec"):
+        to_dot("specs/hiresnet18.yaml", color_by=("edgecut", tmp_path))
+    (tmp_path / "edgecut.csv").write_text("cut,accuracy\nstem->stage2,0.9\n")
+    with pytest.raises(RenderError, match="no column 'change'"):
+        to_dot("specs/hiresnet18.yaml", color_by=("edgecut", tmp_path))
+    (tmp_path / "edgecut.csv").write_text("cut,change\nstem->stage2,lots\n")
+    with pytest.raises(RenderError, match="not a number") as err:
+        to_dot("specs/hiresnet18.yaml", color_by=("edgecut", tmp_path))
+    assert err.value.line == 2
+    result = CliRunner().invoke(main, ["render", "specs/hiresnet18.yaml", "-o", str(tmp_path / "h.dot"), "--color-by", "contribution", str(tmp_path)])
+    assert result.exit_code == 1 and "no contributions.csv" in result.output

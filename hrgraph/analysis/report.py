@@ -137,7 +137,7 @@ def analyze(
     bs = batch_size or run.recipe.batch_size
 
     def batches():
-        return split_batches(splits, split, batch_size=bs, device=dev, limit=limit)
+        return split_batches(splits, split, batch_size=bs, device=dev, limit=limit, normalize=run.recipe.normalize)
 
     contributions = measure_contributions(model, batches(), block_output=block_output)
     bn_used = 0
@@ -192,8 +192,9 @@ def _with_init_baseline(rows, run, splits, batches, *, bs, device, block_output,
 
     init = initial_model(run.spec, run.recipe.seed, device=device)
     # Not augmented and normalised as the analysed split is (split_batches), in an order drawn from the seed.
+    mean, std = (splits.mean, splits.std) if run.recipe.normalize else (None, None)
     train = (iterate_batches(splits.train, bs, device=device, shuffle=True, seed=run.recipe.seed, epoch=0,
-                             mean=splits.mean, std=splits.std, limit=bn_batches * bs) if bn_batches else [])
+                             mean=mean, std=std, limit=bn_batches * bs) if bn_batches else [])
     used = reestimate_bn(init, train)
     init_rows = measure_contributions(init, batches(), block_output=block_output)
     return add_init_columns(rows, init_rows), used

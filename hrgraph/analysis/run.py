@@ -261,9 +261,14 @@ def load_run_data(run: Run, *, data: str | None = None, data_dir: str | None = N
 
 
 def split_batches(
-    data: DataSplits, split: str, *, batch_size: int, device: str | torch.device = "cpu", limit: int | None = None
+    data: DataSplits, split: str, *, batch_size: int, device: str | torch.device = "cpu", limit: int | None = None,
+    normalize: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of ``split`` in order, normalised with the training split's statistics, never augmented.
+    """Batches of ``split`` in order, never augmented, prepared as training prepared them.
+
+    ``normalize`` is the run's recipe's: with it, images are normalised with the
+    training split's statistics, as in training; without it they are fed as
+    ``x / 255``, as training fed them (a model must see what it was trained on).
 
     ``split`` is ``"test"`` (the data set's test split, which for Tiny-ImageNet
     is its val) or ``"val"`` (the held-out or own validation split).
@@ -281,5 +286,6 @@ def split_batches(
         raise DataError(f"{data.name} has no {split} split here; try --split {other}")
     if len(part) == 0 or limit == 0:
         raise DataError(f"the {split} split of {data.name} is empty")
-    return iterate_batches(part, batch_size, device=device, shuffle=False, seed=0, epoch=0, mean=data.mean,
-                           std=data.std, limit=limit)
+    mean, std = (data.mean, data.std) if normalize else (None, None)
+    return iterate_batches(part, batch_size, device=device, shuffle=False, seed=0, epoch=0, mean=mean,
+                           std=std, limit=limit)

@@ -11,6 +11,7 @@ The command modules import this one; nothing here imports them.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -32,6 +33,17 @@ EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Option callback refusing ``nan`` and ``inf`` as misuse (exit 2).
+
+    ``click.FloatRange`` lets them through (``nan > 0`` is false, but so is
+    ``nan <= 0``), and the library would then refuse them as a spec error (exit 1).
+    """
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def fail(err: HrgraphError) -> None:
@@ -292,12 +304,21 @@ def emit_generated(spec: Any, command: list[str], out: Path | None, summary: str
     """Print a generated spec (summary on stderr) or write it atomically to ``out``.
 
     ``header`` is passed to :func:`generated_header` (its ``advice`` line).
+    A spec over the loader's size limits is refused (:func:`~hrgraph.spec.source.check_loadable`),
+    leaving no file.
     """
+    from ..spec.source import check_loadable
+
+    body = spec.to_yaml()
     if out is None:
-        click.echo(generated_header(command, **header) + spec.to_yaml(), nl=False)
+        text = generated_header(command, **header) + body
+        check_loadable(text, spec.to_dict())  # nothing printed that no command could load
+        click.echo(text, nl=False)
         click.echo(summary, err=True)
         return
-    write_atomic(out, generated_header(command + ["-o", str(out)], **header) + spec.to_yaml())
+    text = generated_header(command + ["-o", str(out)], **header) + body
+    check_loadable(text, spec.to_dict())
+    write_atomic(out, text)
     click.echo(f"wrote {out}: {summary}")
 
 

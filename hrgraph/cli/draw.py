@@ -27,23 +27,40 @@ _rankdir = click.option(
               help="Draw the edges BASE has and SPEC lacks, dashed grey and labelled '(ablated)'.")
 @click.option("--disabled", multiple=True, metavar="FROM:TO",
               help="Draw this edge as disabled at run time (dashed); repeatable.")
+@click.option("--collapse", is_flag=True,
+              help="One box per group of nodes (ids sharing the prefix before '_': conv3_n12 is in conv3) with its "
+                   "totals; links between groups aggregated.  For large networks.")
+@click.option("--color-by", "color_by", nargs=2, type=(click.Choice(["contribution", "edgecut"]),
+              click.Path(file_okay=False, path_type=Path)), metavar="contribution|edgecut ANALYSIS_DIR",
+              help="Colour edges by contributions.csv (ratio) or edgecut.csv (accuracy drop) that "
+                   "'hrgraph analyze' wrote to ANALYSIS_DIR.")
 @spec_loading_options
 @handle_errors
 def render_(
-    spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tuple[str, ...], loading: SpecLoading
+    spec: Path, out: Path, rankdir: str, base: Path | None, disabled: tuple[str, ...], collapse: bool,
+    color_by: tuple[str, Path] | None, loading: SpecLoading
 ) -> None:
     """Draw SPEC's architecture diagram (no module is built, torch is not imported).
 
     The main path is a column of nodes (id, block, output shape, parameters);
     long-range edges are drawn beside it, labelled with the projection they
-    insert.  The format follows OUT's suffix; '-o OUT.dot' needs no Graphviz.
+    insert; delayed (feedback) links are dashed and labelled with their delay.
+    In an SVG, hovering over a node or an edge shows its parameters and MACs.
+    The format follows OUT's suffix; '-o OUT.dot' needs no Graphviz.
     """
-    from ..draw.render import render
+    from ..draw.collapse import collapsed_dot
+    from ..draw.render import render, write_diagram
 
     refuse_input(out, spec, base)
+    if collapse and (base is not None or disabled or color_by):
+        raise click.UsageError("--collapse draws groups, not single edges: it cannot be combined with "
+                               "--show-ablated, --disabled or --color-by")
     loaded = loading.load(spec)
-    based = loading.load(base) if base is not None else None
-    render(loaded, out, rankdir=rankdir.upper(), show_ablated=based, disabled=disabled)
+    if collapse:
+        write_diagram(collapsed_dot(loaded, rankdir=rankdir.upper()), out)
+    else:
+        based = loading.load(base) if base is not None else None
+        render(loaded, out, rankdir=rankdir.upper(), show_ablated=based, disabled=disabled, color_by=color_by or None)
     click.echo(f"wrote {out}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..files import atomic_dir, safe_filename, write_atomic
-from .common import SpecLoading, emit_generated, generated_header, handle_errors, refuse_input, spec_files, spec_loading_options
+from .common import SpecLoading, emit_generated, finite, generated_header, handle_errors, refuse_input, spec_files, spec_loading_options
 
 def _parse_count(text: str) -> int | None:
     """``11350346``, ``11_350_346``, ``11,350,346`` or ``11.35M`` as an int; ``None`` if not a count."""
@@ -218,7 +218,7 @@ def zoo(paths: tuple[Path, ...], out: Path | None, loading: SpecLoading) -> None
 
 @click.command(name="scale")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--width", "factor", required=True, type=click.FloatRange(min=0, min_open=True), help="Multiply every hidden width by this.")
+@click.option("--width", "factor", required=True, type=click.FloatRange(min=0, min_open=True), callback=finite, help="Multiply every hidden width by this.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the spec here (default: stdout).")
 @click.option("--name", help="Name of the new spec (default: <name>-w<factor>).")
 @spec_loading_options

@@ -6,7 +6,6 @@ runs, so ``hrgraph --help`` stays fast.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .common import SpecLoading, handle_errors, spec_loading_options
+from .common import SpecLoading, finite, handle_errors, spec_loading_options
 
 __all__ = ["train_command"]
 
@@ -42,13 +41,6 @@ def _reporter():
     return RichReporter() if sys.stderr.isatty() else LineReporter(lambda line: click.echo(line, err=True))
 
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    # FloatRange lets nan and inf through (nan > 0 is False, but so is nan <= 0): a usage error, not a spec error.
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number")
-    return value
-
-
 @click.command(name="train")
 @click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path),
@@ -64,7 +56,7 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size (split across torchrun processes).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the optimizer's learning rate.")
 @click.option("--seed", type=int, help="Override the recipe's seed (data split, order, augmentation, initial weights).")
-@click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), callback=_finite,
+@click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), callback=finite,
               help="Scale every hidden width first (e.g. 0.25). Scale before `hrgraph match`, not after.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--amp", is_flag=True, help="Mixed precision (CUDA only).")

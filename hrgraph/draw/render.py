@@ -9,8 +9,24 @@ just above the target, where the projection joins, so it is read next to the
 node it feeds rather than halfway along a long curve.  Everything comes from
 :func:`~hrgraph.build.shapes.infer_shapes`: no torch is imported here.
 
+A spec with a ``time`` section says its scheme, steps and readout under the
+title; a delayed link (``delay >= 1``: feedback, a self-loop, a delayed item of
+a list ``input``) is dashed pink and labelled with its delay and projection
+(``delay 1, nearest upsample 2 -> 1x1 conv 32->16 + BN``); one from a node
+computed later points back up the column without moving any rank
+(``constraint=false``).  Every node and edge carries a hover tooltip with its
+parameters and MACs (:mod:`hrgraph.draw.tooltips`); ``color_by`` colours edges
+by an analysis (:mod:`hrgraph.draw.overlay`).  Collapsed diagrams (one box per
+group) are :mod:`hrgraph.draw.collapse`.
+
 The DOT source is plain text and always available (:func:`to_dot`); turning it
 into SVG, PNG or PDF needs Graphviz's ``dot`` program (:func:`render`).
+
+Why one module: the plain diagram, the diff diagram and the time drawing share
+the node labels, the edge styles and the label placement of long-range edges;
+split apart they would need a module of private helpers imported by all three.
+Hover text, colouring by an analysis and collapsing are separate modules because
+they stand on their own.
 """
 
 from __future__ import annotations
@@ -30,6 +46,8 @@ from ..errors import GraphError, RenderError, did_you_mean
 from ..files import write_atomic
 from ..build.shapes import NodeShape, Projection, ShapePlan, format_count, format_shape, infer_shapes
 from ..spec.models import Spec, load_spec, parse_edge_ref
+from .overlay import UNMEASURED, EdgeOverlay, load_overlay
+from .tooltips import Tooltips
 
 __all__ = ["FORMATS", "INSTALL_HINT", "to_dot", "render", "diff_dot", "render_diff", "write_diagram", "plan_diagram"]
 
@@ -46,6 +64,7 @@ MAIN = "#374151"  # main path: dark grey, thick
 LONG = "#2563eb"  # long-range edge with a projection: blue
 IDENTITY = "#7c3aed"  # long-range identity edge: violet
 ABLATED = "#9ca3af"  # edge of the base spec missing here: light grey, dashed
+FEEDBACK = "#db2777"  # delayed link (feedback, recurrence): pink, dashed
 UNCHANGED, MUTED = "#93c5fd", "#6b7280"  # in a diff, long-range edges both specs share: pale blue, grey text
 ADDED, REMOVED, CHANGED = "#16a34a", "#dc2626", "#ea580c"  # diffs: green, red, orange
 STATUS_FILL = {"added": "#dcfce7", "removed": "#fee2e2", "changed": "#ffedd5"}
@@ -96,6 +115,10 @@ def _main_edges(plan: ShapePlan) -> list[tuple[str, str]]:
 def _draw_main(graph: graphviz.Digraph, plan: ShapePlan, source: str, target: str, **attrs: str) -> None:
     """An input link; one of a list ``input`` after the first is lighter, and labelled when it is projected."""
     node = plan.nodes[target]
+    delay = _link_delay(plan, source, target)
+    if delay:
+        _delayed_link(graph, plan, source, target, delay, **attrs)
+        return
     if node.merge is None or source == node.inputs[0]:
         _main_edge(graph, source, target, **attrs)
         return
@@ -104,22 +127,99 @@ def _draw_main(graph: graphviz.Digraph, plan: ShapePlan, source: str, target: st
     _main_edge(graph, source, target, **{"penwidth": "1.4", "weight": "10", **label, **attrs})
 
 
+# -- time: delayed links and the time section ----------------------------------
+
+
+def _link_delay(plan: ShapePlan, source: str, target: str) -> int:
+    """Steps of delay of the input link ``source -> target`` (0 for the network input and undelayed items)."""
+    block = plan.spec.nodes[plan.spec.node_index[target]]
+    return next((d for s, d in zip(block.inputs, block.input_delays) if s == source), 0)
+
+
+def _points_back(plan: ShapePlan, source: str, target: str) -> bool:
+    """Whether a link goes from a node computed at or after its target (feedback or a self-loop)."""
+    # Asked only of delayed links, so a linear search of the order is cheap enough.
+    return source in plan.nodes and plan.order.index(source) >= plan.order.index(target)
+
+
+def _back_attrs(plan: ShapePlan, source: str, target: str) -> dict[str, str]:
+    # constraint=false: a feedback link is drawn pointing back up the column without
+    # pulling its source above its target, so the rank order stays the computation order.
+    return {"constraint": "false"} if _points_back(plan, source, target) else {}
+
+
+def _delayed_link(graph: graphviz.Digraph, plan: ShapePlan, source: str, target: str, delay: int, **attrs: str) -> None:
+    """An input link read from an earlier step: dashed, labelled with its delay and its projection.
+
+    A self-loop is drawn as a loop; a link from a later node points back without
+    moving ranks; a forward one (``V1 -> V2_input``) keeps its place in the column.
+    """
+    node = plan.nodes[target]
+    projection = None if node.merge is None else next(p for p in node.merge.inputs if p.source == source)
+    text = f"delay {delay}" + ("" if projection is None or projection.identity else f", {projection.describe()}")
+    first = not node.inputs or source == node.inputs[0]
+    style = {
+        "color": FEEDBACK, "style": "dashed", "penwidth": "1.6" if first else "1.4", "weight": "100" if first else "10",
+        "label": html.escape(text), "fontcolor": FEEDBACK, **_back_attrs(plan, source, target),
+    }
+    graph.edge(source, target, **{**style, **attrs})
+
+
+def _feedback_edge(graph: graphviz.Digraph, plan: ShapePlan, projection: Projection, depth: dict[str, int], prefix: str, **attrs: str) -> None:
+    """A long-range edge with a delay: dashed, its label saying the delay then the projection (upsampling included)."""
+    key = projection.edge.key
+    label = _edge_html(key, f"delay {projection.delay}, {edge_text(projection)}", prefix=prefix)
+    style = {"color": FEEDBACK, "fontcolor": FEEDBACK, "style": "dashed", "penwidth": "1.4", **attrs}
+    back = _back_attrs(plan, *key)
+    if back:
+        graph.edge(*key, label=label, **back, **style)
+    else:
+        _long_edge(graph, key, label, depth, **style)
+
+
+def time_line(plan: ShapePlan) -> str | None:
+    """The title's second line for a spec with ``time``: scheme, steps, readout (``None`` without time).
+
+    Examples
+    --------
+    >>> time_line(infer_shapes(load_spec("specs/examples/cornet-rt.yaml")))
+    'time: biological, 5 steps, readout last; 7 delayed links (dashed)'
+    """
+    time = plan.spec.time
+    if time is None:
+        return None
+    if time.scheme == "sequential":
+        own = [f"{b.id} {b.steps}" for b in plan.spec.nodes if (getattr(b, "steps", None) or 1) > 1]
+        steps = f"node after node, steps: {', '.join(own)}" if own else "node after node"
+        text = f"time: sequential ({steps})"
+    else:
+        text = f"time: biological, {time.steps} step{'s' if time.steps != 1 else ''}, readout {time.readout}"
+    if time.idle != "silent":
+        text += f", idle {time.idle}"
+    delayed = sum(1 for p in plan.projections.values() if p.delay) + sum(
+        1 for b in plan.spec.nodes for d in b.input_delays if d
+    )
+    return text + (f"; {delayed} delayed link{'s' if delayed != 1 else ''} (dashed)" if delayed else "")
+
+
 def _edge_html(key: tuple[str, str], *lines: str, prefix: str = "") -> str:
     """Label of a long-range edge: its ends in bold, then what it inserts (each text one line)."""
     ends = html.escape(f"{prefix}{key[0]}->{key[1]}")
     return f"<<b>{ends}</b><br/>" + "<br/>".join(html.escape(text) for text in lines) + ">"
 
 
-def _new_graph(name: str, title: str, rankdir: str) -> graphviz.Digraph:
+def _new_graph(name: str, title: str, rankdir: str, *, subtitle: str | None = None) -> graphviz.Digraph:
     if rankdir not in ("TB", "LR"):
         raise RenderError(f"rankdir must be 'TB' or 'LR', not {rankdir!r}")
+    # A second title line (the time section) is left-aligned like the first: DOT's \l ends each line.
+    label = graphviz.escape(title) if subtitle is None else graphviz.escape(title) + "\\l" + graphviz.escape(subtitle) + "\\l"
     # graphviz.escape: a spec name is free text; a trailing backslash, '\\N' or
     # '<...>' must stay text in the DOT source, not become an escape or an HTML label.
     return graphviz.Digraph(
         name=graphviz.escape(name or "spec"),
         graph_attr={
             "rankdir": rankdir,
-            "label": graphviz.escape(title),
+            "label": label,
             "labelloc": "t",
             "labeljust": "l",
             "fontname": "Helvetica",
@@ -167,7 +267,8 @@ def _long_edge(graph: graphviz.Digraph, key: tuple[str, str], label: str, depth:
         return
     mid = f"__edge__{src}__{dst}"
     fontcolor = attrs.pop("fontcolor", attrs.get("color", LONG))
-    graph.node(mid, label, shape="plaintext", style="", fontsize="9", fontcolor=fontcolor, height="0.2", margin="0.03,0.01")
+    tip = {"tooltip": attrs["tooltip"]} if "tooltip" in attrs else {}
+    graph.node(mid, label, shape="plaintext", style="", fontsize="9", fontcolor=fontcolor, height="0.2", margin="0.03,0.01", **tip)
     graph.edge(src, mid, arrowhead="none", **attrs)
     graph.edge(mid, dst, weight="5", **attrs)
 
@@ -175,7 +276,7 @@ def _long_edge(graph: graphviz.Digraph, key: tuple[str, str], label: str, depth:
 def _legend(graph: graphviz.Digraph, entries: list[tuple[str, str, str]]) -> None:
     """One boxed table: a line sample in each style's colour and what it means."""
     rows = "".join(
-        f'<tr><td align="left"><font color="{colour}">{sample}</font></td><td align="left">{html.escape(text)}</td></tr>'
+        f'<tr><td align="left">{_sample(sample, colour)}</td><td align="left">{html.escape(text)}</td></tr>'
         for sample, colour, text in entries
     )
     table = (
@@ -183,6 +284,11 @@ def _legend(graph: graphviz.Digraph, entries: list[tuple[str, str, str]]) -> Non
         f'<tr><td colspan="2" align="left"><b>legend</b></td></tr>{rows}</table>>'
     )
     graph.node(LEGEND_ID, table, shape="box", style="rounded", color="#d1d5db", fontsize="9")
+
+
+def _sample(sample: str, colour: str) -> str:
+    # An empty <font> is a Graphviz syntax error: a row without a sample (a heading) gets no tag.
+    return f'<font color="{colour}">{sample}</font>' if sample and colour else sample
 
 
 def _input_node(graph: graphviz.Digraph, shape: tuple[int, ...]) -> None:
@@ -195,12 +301,15 @@ def plan_diagram(
     rankdir: str = "TB",
     ablated: Iterable[Projection] = (),
     disabled: Iterable[tuple[str, str]] = (),
+    overlay: EdgeOverlay | None = None,
 ) -> graphviz.Digraph:
     """The diagram of ``plan`` as a :class:`graphviz.Digraph`.
 
     ``ablated`` are projections of edges that a base spec has and ``plan``'s spec
     lacks (drawn dashed grey); ``disabled`` are keys of ``plan``'s own edges
-    skipped at run time (drawn dashed in their usual colour).
+    skipped at run time (drawn dashed in their usual colour); ``overlay``
+    colours links by a measurement (:func:`~hrgraph.draw.overlay.load_overlay`).
+    Every node and edge carries a hover tooltip (:class:`~hrgraph.draw.tooltips.Tooltips`).
     """
     spec = plan.spec
     edge_params = sum(p.params for p in plan.projections.values())
@@ -208,37 +317,66 @@ def plan_diagram(
         f"{spec.name or 'spec'}: {len(spec.nodes)} nodes, {plan.params:,} params ({format_count(plan.params)}); "
         f"{len(plan.projections)} long-range edges, {format_count(edge_params)} params in projections"
     )
-    graph = _new_graph(spec.name, title, rankdir)
+    timing = time_line(plan)
+    graph = _new_graph(spec.name, title, rankdir, subtitle=timing)
+    tips = Tooltips(plan)
     _input_node(graph, plan.input_shape)
     compact = len(spec.nodes) > COMPACT_NODES
     for node_id in spec.node_ids:
         node = plan.nodes[node_id]
-        graph.node(node_id, _node_label(node, compact=compact), fillcolor=KIND_FILL.get(node.kind, "white"))
+        graph.node(node_id, _node_label(node, compact=compact), fillcolor=KIND_FILL.get(node.kind, "white"), tooltip=tips.node(node_id))
     main = _main_edges(plan)
     for source, target in main:
-        _draw_main(graph, plan, source, target)
+        _draw_main(graph, plan, source, target, tooltip=tips.link(source, target), **_overlaid(overlay, (source, target)))
     depth = _depths(main)
     off = set(disabled)
     ablated = list(ablated)
     for key, projection in plan.projections.items():
-        colour = IDENTITY if projection.identity else LONG
         style = {"style": "dashed"} if key in off else {}
-        label = _edge_html(key, edge_text(projection), prefix="(disabled) " if key in off else "")
-        _long_edge(graph, key, label, depth, color=colour, penwidth="1.4", **style)
+        prefix = "(disabled) " if key in off else ""
+        colouring = _overlaid(overlay, key, UNMEASURED)
+        if projection.delay:
+            _feedback_edge(graph, plan, projection, depth, prefix, tooltip=tips.edge(key), **colouring, **style)
+            continue
+        label = _edge_html(key, edge_text(projection), *_overlay_text(overlay, key), prefix=prefix)
+        colour = colouring.get("color", IDENTITY if projection.identity else LONG)
+        # Under an overlay the palette's light colours would make light labels: labels stay dark.
+        text = {"fontcolor": MAIN} if overlay is not None else {}
+        width = colouring.get("penwidth", "1.4")
+        _long_edge(graph, key, label, depth, color=colour, penwidth=width, tooltip=tips.edge(key), **text, **style)
     for projection in ablated:
         key = projection.edge.key
         _long_edge(graph, key, _edge_html(key, edge_text(projection), prefix="(ablated) "), depth, color=ABLATED, style="dashed")
-    entries = [(SOLID, MAIN, "main path"), (THIN, LONG, "long-range edge: projection")]
+    entries = [(SOLID, MAIN, "main path")]
     if plan.merges:
-        entries.insert(1, (THIN, MAIN, "further input of a merge (labelled where projected)"))
+        entries.append((THIN, MAIN, "further input of a merge (labelled where projected)"))
+    if overlay is None and any(not p.identity for p in plan.projections.values()):
+        entries.append((THIN, LONG, "long-range edge: projection"))
     if any(p.identity for p in plan.projections.values()):
         entries.append((THIN, IDENTITY, "long-range edge: identity"))
+    if timing is not None and "delayed link" in timing:
+        entries.append((DASHED, FEEDBACK, "delayed link (feedback, recurrence), labelled with its delay"))
     if off:
         entries.append((DASHED, LONG, "disabled at run time"))
     if ablated:
         entries.append((DASHED, ABLATED, "ablated (in the base spec only)"))
+    if overlay is not None:
+        entries += [(SOLID if colour else "", colour, text) for colour, text in overlay.legend()]
     _legend(graph, entries)
     return graph
+
+
+def _overlaid(overlay: EdgeOverlay | None, key: tuple[str, str], default: str | None = None) -> dict[str, str]:
+    """The colour attributes of link ``key`` under ``overlay`` (none without one or without a value and a default)."""
+    if overlay is None:
+        return {}
+    colour = overlay.colour(key) or default
+    return {} if colour is None else {"color": colour, "penwidth": "2.6" if overlay.colour(key) else "1.4"}
+
+
+def _overlay_text(overlay: EdgeOverlay | None, key: tuple[str, str]) -> list[str]:
+    text = overlay.text(key) if overlay is not None else None
+    return [] if text is None else [text]
 
 
 def _edge_keys(spec: Spec, refs: Iterable[str | tuple[str, str]]) -> set[tuple[str, str]]:
@@ -272,6 +410,7 @@ def to_dot(
     rankdir: str = "TB",
     show_ablated: Any = None,
     disabled: Iterable[str | tuple[str, str]] = (),
+    color_by: tuple[str, str | os.PathLike[str]] | None = None,
 ) -> str:
     """The DOT source of ``spec``'s diagram (deterministic: same spec, same text).
 
@@ -287,6 +426,10 @@ def to_dot(
     disabled : iterable of str
         Edges of ``spec`` skipped at run time (``"from:to"``, e.g. a compiled
         model's ``disabled_edges``): drawn dashed, labelled ``(disabled)``.
+    color_by : (str, path), optional
+        ``("contribution", DIR)`` or ``("edgecut", DIR)``: colour edges by the
+        ``contributions.csv`` or ``edgecut.csv`` that ``hrgraph analyze`` wrote
+        to ``DIR`` (:mod:`hrgraph.draw.overlay`), with a legend.
 
     Returns
     -------
@@ -297,7 +440,8 @@ def to_dot(
     SpecError, GraphError, ShapeError
         ``spec`` (or the base) is invalid, or ``disabled`` names an edge ``spec`` lacks.
     RenderError
-        ``rankdir`` is not ``TB`` or ``LR``.
+        ``rankdir`` is not ``TB`` or ``LR``; ``color_by``'s file is missing or
+        was written for another spec.
 
     Examples
     --------
@@ -306,8 +450,10 @@ def to_dot(
     True
     """
     plan = infer_shapes(load_spec(spec))
+    overlay = load_overlay(color_by[0], color_by[1], plan) if color_by is not None else None
     ablated = _ablated(plan, show_ablated) if show_ablated is not None else []
-    return plan_diagram(plan, rankdir=rankdir, ablated=ablated, disabled=_edge_keys(plan.spec, disabled)).source
+    return plan_diagram(plan, rankdir=rankdir, ablated=ablated, disabled=_edge_keys(plan.spec, disabled), overlay=overlay).source
+
 
 
 def diff_diagram(diff: SpecDiff, *, rankdir: str = "TB") -> graphviz.Digraph:
@@ -435,10 +581,12 @@ def render(
     show_ablated: Any = None,
     disabled: Iterable[str | tuple[str, str]] = (),
     fmt: str | None = None,
+    color_by: tuple[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Draw ``spec`` to ``path`` (``.svg``, ``.png``, ``.pdf`` or ``.dot``).
 
-    Parameters are those of :func:`to_dot`; ``fmt`` overrides the suffix.
+    Parameters are those of :func:`to_dot`; ``fmt`` overrides the suffix.  A collapsed
+    diagram (one box per group) is :func:`hrgraph.draw.collapse.collapsed_dot`.
 
     Returns
     -------
@@ -460,7 +608,8 @@ def render(
     >>> render("specs/hiresnet18.yaml", out).read_text().startswith("digraph hiresnet18")
     True
     """
-    return write_diagram(to_dot(spec, rankdir=rankdir, show_ablated=show_ablated, disabled=disabled), path, fmt=fmt)
+    dot = to_dot(spec, rankdir=rankdir, show_ablated=show_ablated, disabled=disabled, color_by=color_by)
+    return write_diagram(dot, path, fmt=fmt)
 
 
 def render_diff(a: Any, b: Any, path: str | os.PathLike[str], *, rankdir: str = "TB", fmt: str | None = None) -> SpecDiff:

@@ -30,8 +30,10 @@ from typing import Any
 import networkx as nx
 
 from ..errors import did_you_mean
+from ..spec.source import MAX_YAML_NODES
 
-__all__ = ["GRAPHS", "REGIMES", "Regime", "RandWireError", "random_graph", "orient", "stage_seed", "randwire", "ws", "er", "ba"]
+__all__ = ["GRAPHS", "REGIMES", "Regime", "RandWireError", "random_graph", "orient", "stage_seed", "expected_edges",
+           "randwire", "ws", "er", "ba"]
 
 #: The random graph models, by their short names in the paper.
 GRAPHS = ("ws", "er", "ba")
@@ -112,6 +114,48 @@ def _check_nodes(graph: str, nodes: Any, params: dict[str, Any], where: str = ""
         raise RandWireError(f"{where}ws needs k < nodes, got k={params['k']} with {nodes} nodes")
     if graph == "ba" and params["m"] >= nodes:
         raise RandWireError(f"{where}ba needs m < nodes, got m={params['m']} with {nodes} nodes")
+
+
+def expected_edges(graph: str, nodes: int, params: dict[str, Any]) -> float:
+    """The expected number of edges of one graph: WS ``n*k/2``, ER ``p*n*(n-1)/2``, BA ``m*(n-m)``.
+
+    Examples
+    --------
+    >>> expected_edges("ws", 32, {"k": 4}), expected_edges("er", 10, {"p": 0.2}), expected_edges("ba", 32, {"m": 5})
+    (64.0, 9.0, 135)
+    """
+    if graph == "ws":
+        return nodes * params["k"] / 2
+    if graph == "er":
+        return params["p"] * nodes * (nodes - 1) / 2
+    return params["m"] * (nodes - params["m"])
+
+
+#: YAML nodes of a random stage's spec node at the least: its mapping and the keys and values of id,
+#: kind, channels and input (a stride or aggregate, and each input past the first, only add to it).
+_YAML_PER_NODE = 1 + 2 * 4
+
+
+def _check_size(graph: str, counts: Sequence[int], params: dict[str, Any], fixed: int) -> None:
+    """Refuse, before any graph is drawn, a network whose spec file the loader would refuse.
+
+    Every input of a node is one YAML node, so ``_YAML_PER_NODE`` per graph
+    node plus the expected edges estimates the file's YAML nodes from below
+    (the stem, the head and the stages' output nodes left out): a network over
+    :data:`~hrgraph.spec.source.MAX_YAML_NODES` by this estimate cannot be
+    written as a loadable spec, and drawing it took gigabytes and minutes.
+    ``fixed``: the spec nodes outside the random stages.
+    """
+    nodes = sum(counts) + len(counts) + fixed  # each stage's output node too
+    edges = sum(expected_edges(graph, n, params) for n in counts)
+    least = _YAML_PER_NODE * sum(counts) + edges
+    if least > MAX_YAML_NODES:
+        raise RandWireError(
+            f"{graph} with {'/'.join(f'{n:,}' for n in counts)} nodes per random stage would make a spec of {nodes:,} "
+            f"nodes and about {edges:,.0f} edges (expected, from the graph model): at least {least:,.0f} YAML nodes, "
+            f"more than the {MAX_YAML_NODES:,} a spec may have; use fewer nodes"
+            + (" or a smaller p" if graph == "er" else " or a smaller k" if graph == "ws" else " or a smaller m")
+        )
 
 
 def random_graph(graph: str, nodes: int, *, seed: int = 0, k: int | None = None, p: float | None = None,
@@ -311,6 +355,7 @@ def randwire(
     names = [f"conv{shape.first_stage() + i}" for i in range(len(counts))]
     for name, count in zip(names, counts):
         _check_nodes(graph, count, params, where=f"stage {name}: ")
+    _check_size(graph, counts, params, fixed=shape.stem + 2)  # the stem's convolutions, head_conv and head
 
     spec_nodes: list[dict[str, Any]] = [{"id": "conv1", "kind": "conv", "channels": math.ceil(width / 2), "stride": 2}]
     if shape.stem >= 2:

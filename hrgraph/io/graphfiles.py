@@ -11,7 +11,8 @@ apart by its header (``docs/import.md``):
   ``j`` is an edge ``i -> j`` (weights are not used; an edge list's ``weight``
   column is kept, see :func:`~hrgraph.io.netx.from_networkx`).
 
-Blank lines and lines starting with ``#`` are skipped in both.
+Blank lines and lines starting with ``#`` are skipped in both, and a UTF-8
+byte order mark (as spreadsheet programs write) is dropped in every format.
 
 Every error names the file and, where the format allows it, the line: a CSV's
 row, or the line where a GraphML or GML file defines the node.  No torch here.
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
+from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
 import networkx as nx
@@ -38,6 +40,11 @@ __all__ = ["FORMATS", "read_graph", "import_graph"]
 
 #: File formats by suffix.
 FORMATS = {".graphml": "graphml", ".xml": "graphml", ".gml": "gml", ".csv": "csv"}
+
+#: At most this many levels of ``[ ... ]`` in a GML file (a graph's nodes and their
+#: attributes need three or four): networkx parses GML recursively, and a file
+#: nested 50,000 deep would end in a RecursionError.
+MAX_GML_DEPTH = 64
 
 #: (node name or None, edge "u->v" or None) -> 1-based line, or None where unknown.
 Locator = Callable[[str | None, str | None], int | None]
@@ -80,6 +87,10 @@ def _graphml(path: Path, text: str) -> tuple[nx.Graph, Locator]:
     except (nx.NetworkXError, ValueError, KeyError) as err:
         raise SpecError(f"not a valid GraphML file: {err}", path=str(path)) from None
 
+    except RecursionError:
+        raise SpecError("not a valid GraphML file: nested too deeply to read", path=str(path)) from None
+    _unique_graphml_ids(path, text)
+
     def attr(value: str) -> str:
         return re.escape(quoteattr(value))
 
@@ -90,11 +101,59 @@ def _graphml(path: Path, text: str) -> tuple[nx.Graph, Locator]:
     )
 
 
+def _unique_graphml_ids(path: Path, text: str) -> None:
+    """Refuse a GraphML file that defines a node id twice (networkx merges them silently).
+
+    The nodes would be one node of the network with the attributes of the last
+    definition and the edges of both: not the graph the file draws.
+    """
+    first: dict[str, int] = {}
+    parser = expat.ParserCreate()
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        if name.rpartition(":")[2] != "node" or "id" not in attrs:
+            return
+        node, line = attrs["id"], parser.CurrentLineNumber
+        if node in first:
+            raise SpecError(
+                f"node id {node!r} is defined twice, in lines {first[node]} and {line}; "
+                "GraphML node ids must be unique (networkx would merge the two into one node)",
+                path=str(path),
+                line=line,
+                node=node,
+            )
+        first[node] = line
+
+    parser.StartElementHandler = start
+    try:
+        parser.Parse(text.encode("utf-8"), True)
+    except expat.ExpatError:
+        pass  # networkx read the file already; nothing here is for this check to report
+
+
+def _gml_depth(path: Path, text: str) -> None:
+    """Refuse a GML file nested more than :data:`MAX_GML_DEPTH` levels deep, naming the line."""
+    depth = 0
+    # Brackets inside strings and comment lines are not nesting.
+    for token in re.finditer(r'"[^"]*"|^[ \t]*#[^\n]*|[\[\]]', text, flags=re.MULTILINE):
+        bracket = token.group()
+        if bracket == "[":
+            depth += 1
+            if depth > MAX_GML_DEPTH:
+                line = text.count("\n", 0, token.start()) + 1
+                raise SpecError(f"not a valid GML file: nested more than {MAX_GML_DEPTH} levels deep", path=str(path), line=line)
+        elif bracket == "]":
+            depth -= 1
+
+
 def _gml(path: Path, text: str) -> tuple[nx.Graph, Locator]:
+    _gml_depth(path, text)
     try:
         graph = nx.read_gml(path, label=None)
     except (nx.NetworkXError, ValueError) as err:
         raise SpecError(f"not a valid GML file: {err}", path=str(path)) from None
+    except RecursionError:  # the depth check above should make this unreachable; a traceback would be worse
+        raise SpecError("not a valid GML file: nested too deeply to read", path=str(path)) from None
     labels = [graph.nodes[n].get("label") for n in graph]
     if all(isinstance(label, str) for label in labels) and len(set(labels)) == len(labels):
         # Nodes named by their labels (as networkx writes them), in file order.
@@ -213,7 +272,8 @@ def read_graph(path: str | Path, *, format: str | None = None, ignore: Iterable[
     path = Path(path)
     fmt = _format_of(path, format)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig drops a byte order mark: left in, it made a CSV's "source" header unrecognised.
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as err:
         raise SpecError(f"cannot read: {err.strerror}", path=str(path)) from err
     except UnicodeDecodeError as err:

@@ -16,7 +16,8 @@ whose attributes are scalars only, so that ``nx.write_graphml`` and
 
 :func:`from_networkx` reads such a graph back (``load_spec(s) ==
 from_networkx(to_networkx(s))``) and also builds a spec from any plain graph (a
-connectome, a random graph); ``docs/import.md`` gives the rules.  No torch here.
+connectome, a random graph); ``docs/import.md`` gives the rules, and
+:mod:`hrgraph.io.feedback` handles a plain graph's cycles and weights.  No torch here.
 
 Why one module past 500 lines: the two directions of one conversion, whose attribute
 mapping must stay symmetric; much of the length is the documented keyword arguments.
@@ -24,7 +25,6 @@ mapping must stay symmetric; much of the length is the documented keyword argume
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from collections.abc import Hashable, Iterable, Mapping
@@ -35,14 +35,14 @@ from typing import Any, Literal, get_args
 import networkx as nx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ..errors import CycleError, HrgraphError, SpecError, did_you_mean
+from ..errors import HrgraphError, SpecError, did_you_mean
 from ..build.graph import check_graph
 from ..spec.kinds import KINDS, RESERVED_IDS, Block
 from ..spec.models import Edge, Spec, load_spec
+from .feedback import break_cycles as _cycles, route_weighted, undelayed, weights_to_gates
 
 __all__ = ["to_networkx", "from_networkx", "node_ids", "Imported", "convert", "EDGE_ATTRIBUTES"]
 
-log = logging.getLogger(__name__)
 
 ROLES = ("input", "edge", "input+edge")
 #: Node attributes that are not block fields.
@@ -222,8 +222,29 @@ def _coerce(model: type[BaseModel], name: str, value: Any) -> Any:
         return value
     try:
         return _adapter(model, name).validate_python(value, strict=False)
-    except ValidationError:
+    except ValidationError as err:
+        if all(e["type"] in _RANGE_ERRORS for e in err.errors()):
+            # Of the right type once converted, but out of range: pass the converted value on, so that
+            # validating the spec says the range ("greater than 0"), not "expected an integer, got -5.0".
+            return _as_number(value)
         return value  # validating the spec reports it, naming the node
+
+
+#: Pydantic's errors for a value of the right type that breaks a bound.
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}
+
+
+def _as_number(value: Any) -> Any:
+    """``-5.0`` -> -5 and ``"-5"`` -> -5 (how GraphML doubles and GML or CSV text store integers), else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        for number in (int, float):
+            try:
+                return number(value.strip())
+            except ValueError:
+                pass
+    return value
 
 
 _STRUCTURAL = {
@@ -312,58 +333,41 @@ def _directed(graph: nx.Graph) -> nx.DiGraph:
     return out
 
 
-def _undelayed(graph: nx.DiGraph) -> nx.DiGraph:
-    """The view of ``graph`` without its delayed edges (they read an earlier step, so close no cycle)."""
-    return nx.subgraph_view(graph, filter_edge=lambda u, v: not graph.edges[u, v].get("delay"))
+def _check_indexes(graph: nx.DiGraph) -> None:
+    """Refuse ``index`` attributes that do not give one order of the nodes that every edge follows.
 
-
-def _backward_edges(graph: nx.DiGraph) -> list[tuple[Any, Any]]:
-    """The edges inside a cycle (a strongly connected component) that go backwards in node order.
-
-    Only an edge inside a strongly connected component can lie on a cycle; ordering
-    each component by node order leaves every edge between them, and the edges that
-    remain inside a component all go forwards, so what remains is acyclic.
+    A node's ``index`` is its place in ``nodes`` (as :func:`to_networkx` writes
+    it): two nodes with the same index leave their order to chance, and an edge
+    into a node of a lower index than its source cannot be a forward input.
     """
-    position = {node: i for i, node in enumerate(graph)}
-    component = {node: k for k, nodes in enumerate(nx.strongly_connected_components(graph)) for node in nodes}
-    return [(u, v) for u, v in graph.edges() if component[u] == component[v] and position[u] >= position[v]]
-
-
-def _break_cycles(graph: nx.DiGraph, how: str | None) -> list[tuple[Any, Any]]:
-    """Drop (``how="order"``) or delay (``how="feedback"``) the edges that close cycles, or refuse the graph.
-
-    Returns the edges dropped or delayed.  Edges the graph already delays close no cycle.
-    """
-    undelayed = _undelayed(graph)
-    if nx.is_directed_acyclic_graph(undelayed):
-        return []
-    if how is None:
-        cycle = [u for u, _ in nx.find_cycle(undelayed, source=list(graph))]
-        text = " -> ".join(str(n) for n in cycle + [cycle[0]])
-        raise CycleError(
-            f"the graph has a cycle: {text} (break_cycles='order', on the command line --break-cycles order, "
-            "drops the edges that go backwards in node order; cycles='feedback', --cycles feedback, delays them)",
-            cycle=[str(n) for n in cycle],
-            node=str(cycle[0]),
-        )
-    if how not in ("order", "feedback"):
-        raise ValueError(f"break_cycles must be 'order', 'feedback' or None, not {how!r}")
-    chosen = _backward_edges(nx.DiGraph(undelayed))
-    if how == "order":
-        graph.remove_edges_from(chosen)
-    for u, v in chosen:
-        if how == "feedback":
-            graph.edges[u, v]["delay"] = 1
-        log.info("%s edge %s -> %s to break a cycle", "dropped" if how == "order" else "delayed", u, v)
-    return chosen
+    seen: dict[int, Any] = {}
+    for node in graph:
+        index = graph.nodes[node]["index"]
+        if index in seen:
+            raise SpecError(
+                f"nodes {seen[index]} and {node} both have index {index}; each node's index must be its own "
+                "place in the order of nodes (or leave index out everywhere)",
+                node=str(node),
+            )
+        seen[index] = node
+    for u, v in undelayed(graph).edges():  # a delayed link may go back: it reads an earlier step
+        if graph.nodes[u]["index"] >= graph.nodes[v]["index"]:
+            raise SpecError(
+                f"the edge {u} -> {v} goes against the index attributes ({u} has index {graph.nodes[u]['index']}, "
+                f"{v} has {graph.nodes[v]['index']}): an edge must go from a lower index to a higher one "
+                "(fix the indexes, or leave index out everywhere)",
+                node=str(v),
+                edge=f"{u}->{v}",
+            )
 
 
 def _order(graph: nx.DiGraph) -> list[Any]:
     position = {node: i for i, node in enumerate(graph)}
     indexes = [graph.nodes[n].get("index") for n in graph]
     if graph and all(isinstance(i, int) and not isinstance(i, bool) for i in indexes):
+        _check_indexes(graph)
         return sorted(graph, key=lambda n: (graph.nodes[n]["index"], position[n]))
-    return list(nx.lexicographical_topological_sort(_undelayed(graph), key=position.__getitem__))
+    return list(nx.lexicographical_topological_sort(undelayed(graph), key=position.__getitem__))
 
 
 def _top_level(graph: nx.DiGraph, lax: bool) -> dict[str, Any]:
@@ -387,48 +391,6 @@ def _top_level(graph: nx.DiGraph, lax: bool) -> dict[str, Any]:
             model = _submodel(Spec.model_fields[name].annotation)
             data.setdefault(name, {})[sub] = _coerce(model, sub, value) if lax else value
     return data
-
-
-def _route_weighted(graph: nx.DiGraph, order: list[Any]) -> None:
-    """Give the graph's plain edges roles when they carry a ``weight``: weights live on long-range edges.
-
-    Each node's strongest non-delayed predecessor (ties: the earliest in ``order``) is its
-    main input; every other weighted edge becomes a long-range edge keeping its weight and
-    delay.  A graph without weights, or whose edges have roles, is left as it is.
-    """
-    plain = [(u, v) for u, v, attrs in graph.edges(data=True) if "role" not in attrs]
-    if not any("weight" in graph.edges[e] for e in plain):
-        return
-    position = {node: i for i, node in enumerate(order)}
-    main: dict[Any, tuple[Any, Any]] = {}
-    for u, v in plain:
-        attrs = graph.edges[u, v]
-        if attrs.get("delay"):
-            continue
-        best = main.get(v)
-        strength = (attrs.get("weight") or 0.0, -position[u])
-        if best is None or strength > (graph.edges[best].get("weight") or 0.0, -position[best[0]]):
-            main[v] = (u, v)
-    chosen = set(main.values())
-    for u, v in plain:
-        if (u, v) in chosen:
-            # Left without a role, it stays a plain input (implicit where it comes from the
-            # previous node); an input has no weight (docs/import.md).
-            graph.edges[u, v].pop("weight", None)
-        else:
-            graph.edges[u, v]["role"] = "edge"
-
-
-def _weights_to_gates(graph: nx.DiGraph, largest: float) -> None:
-    """A scalar gate on every weighted long-range edge, starting at its weight over ``largest``."""
-    if not any(attrs.get("weight") is not None for *_, attrs in graph.edges(data=True)):
-        raise SpecError("weights='gate' (--weights gate) needs edges with a weight attribute; the graph has none")
-    if not largest:
-        raise SpecError("weights='gate' (--weights gate) needs a nonzero weight to normalise by")
-    for *_, attrs in graph.edges(data=True):
-        if attrs.get("weight") is not None and attrs.get("role") in ("edge", "input+edge"):
-            attrs["gate"] = attrs.get("gate", "scalar")
-            attrs["gate_init"] = attrs["weight"] / largest
 
 
 def convert(
@@ -480,14 +442,14 @@ def convert(
         if lax:
             for key in list(attrs):
                 attrs[key] = _coerce_structural(key, attrs[key]) if key in EDGE_ATTRIBUTES else _coerce(Edge, key, attrs[key])
-    chosen = _break_cycles(graph, break_cycles)
+    chosen = _cycles(graph, break_cycles)
     order = _order(graph)
     position = {node: i for i, node in enumerate(order)}
     # Normalised by the largest weight of the graph, main inputs' included.
     largest = max((abs(a["weight"]) for *_, a in graph.edges(data=True) if isinstance(a.get("weight"), (int, float))), default=0)
-    _route_weighted(graph, order)
+    route_weighted(graph, order)
     if weights == "gate":
-        _weights_to_gates(graph, largest)
+        weights_to_gates(graph, largest)
 
     inputs: dict[Any, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in order}
     edges: list[tuple[tuple[float, int, int], dict[str, Any]]] = []

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from .patterns import check_edge_total
 from .source import LDict, LList, Mark, read_yaml
 
 __all__ = ["parse_edge_ref", "resolve_extends", "located_error"]
@@ -159,6 +160,7 @@ def resolve_extends(
         if "edges" in data.marks:
             merged.marks.setdefault("edges", data.marks["edges"])
     if edges is not None:
+        check_edge_total(edges, path)
         merged["edges"] = edges
     return merged
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,6 +55,7 @@ __all__ = [
     "is_pattern",
     "expand_edges",
     "expand_patterns",
+    "check_edge_total",
     "recording",
     "describe_expansions",
 ]
@@ -61,8 +63,10 @@ __all__ = [
 #: Keys only a pattern has.
 PATTERN_KEYS = ("min_skip", "max_skip")
 _GLOB = re.compile(r"[*?\[]")
-#: At most this many edges from the patterns of one list: ``*`` to ``*`` over a
-#: few thousand nodes is millions of pairs, refused before they are built.
+#: At most this many edges from the patterns of one list (``*`` to ``*`` over a
+#: few thousand nodes is millions of pairs, refused before they are built), and
+#: at most this many in a whole spec, once its ``extends`` chain is merged
+#: (:func:`check_edge_total`): 600,000 edges take over 1 GB to validate.
 MAX_EXPANDED_EDGES = 200_000
 #: Matched nodes named in a message before "..." (a glob may match thousands).
 _SHOWN = 8
@@ -450,6 +454,46 @@ def expand_edges(edges: Any, nodes: Any, *, edge_keys: Collection[str]) -> Any:
     return out
 
 
+def check_edge_total(edges: Any, path: str | None = None) -> None:
+    """Refuse an ``edges`` list of more than :data:`MAX_EXPANDED_EDGES` edges, saying which file gave how many.
+
+    The cap on one list's patterns alone lets a chain of ``extends`` files,
+    each under it, add up to any size; this is the cap on their sum.  Each edge
+    is counted for the file its mark names (a pattern's edges for the
+    pattern's file; an edge a child replaced, for the child).
+
+    Raises
+    ------
+    GraphError
+        Naming the total, the limit and each file's share, largest first.
+
+    Examples
+    --------
+    >>> from hrgraph.spec.source import parse_yaml
+    >>> edges = parse_yaml("[{from: a, to: b}, {from: b, to: c}]", "net.yaml")
+    >>> check_edge_total(edges)
+    >>> import hrgraph.spec.patterns as patterns
+    >>> patterns.MAX_EXPANDED_EDGES, saved = 1, patterns.MAX_EXPANDED_EDGES
+    >>> try:
+    ...     check_edge_total(edges, "net.yaml")
+    ... finally:
+    ...     patterns.MAX_EXPANDED_EDGES = saved
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.GraphError: net.yaml: the spec has 2 edges, more than the limit of 1 by 1 (patterns expanded, extends merged): net.yaml 2
+    """
+    if not isinstance(edges, list) or len(edges) <= MAX_EXPANDED_EDGES:
+        return
+    marks = getattr(edges, "marks", [None] * len(edges))
+    shares = Counter((mark.path if mark is not None else None) or path or "<spec>" for mark in marks)
+    text = ", ".join(f"{where} {count:,}" for where, count in shares.most_common())
+    raise GraphError(
+        f"the spec has {len(edges):,} edges, more than the limit of {MAX_EXPANDED_EDGES:,} by "
+        f"{len(edges) - MAX_EXPANDED_EDGES:,} (patterns expanded, extends merged): {text}",
+        path=path,
+    )
+
+
 def expand_patterns(data: Any, *, edge_keys: Collection[str]) -> Any:
     """``data`` (a raw spec document) with the patterns of its ``edges`` expanded.
 
@@ -469,6 +513,7 @@ def expand_patterns(data: Any, *, edge_keys: Collection[str]) -> Any:
     if not isinstance(data, LDict) or not isinstance(data.get("edges"), LList):
         return data
     edges = expand_edges(data["edges"], data.get("nodes"), edge_keys=edge_keys)
+    check_edge_total(edges, data.mark.path if data.mark is not None else None)
     if edges is data["edges"]:
         return data
     out = LDict(data, mark=data.mark)

@@ -26,7 +26,7 @@ import yaml
 
 from ..errors import SpecError
 
-__all__ = ["Mark", "LDict", "LList", "parse_yaml", "read_yaml", "locate", "strip", "importable_from"]
+__all__ = ["Mark", "LDict", "LList", "parse_yaml", "read_yaml", "check_loadable", "locate", "strip", "importable_from"]
 
 #: At most this many YAML nodes in one document: stops alias bombs
 #: ("billion laughs") and self-referencing documents before they eat memory.
@@ -310,6 +310,55 @@ def _construct(
             column=mark.column,
         )
     return value
+
+
+def _yaml_nodes(value: Any) -> int:
+    """The YAML nodes of plain data as a dump writes it: each mapping, key, sequence and scalar is one."""
+    count, stack = 0, [value]
+    while stack:  # no recursion: the data may be as deep as a caller made it
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            count += len(item)  # the keys
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
+
+
+def check_loadable(text: str, data: Any) -> None:
+    """Refuse spec text that :func:`read_yaml` would refuse for its size, before it is written.
+
+    A generated or imported spec over a limit makes a file that no command can
+    load.  ``text`` is the whole file (its bytes count against
+    :data:`MAX_SPEC_BYTES`); ``data`` is what it is the dump of (its YAML
+    nodes, aliases expanded, count against :data:`MAX_YAML_NODES`).
+
+    Raises
+    ------
+    SpecError
+        Naming the limit, the size and by how much it is over.
+
+    Examples
+    --------
+    >>> check_loadable("nodes: [a, b]\\n", {"nodes": ["a", "b"]})
+    >>> check_loadable("...", {"nodes": list(range(MAX_YAML_NODES))})
+    Traceback (most recent call last):
+    ...
+    hrgraph.errors.SpecError: the spec would have 200,003 YAML nodes, more than the 200,000 a spec file may have (by 3), so no command could load it
+    """
+    size = len(text.encode("utf-8"))
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"the spec would be {size:,} bytes, more than the {MAX_SPEC_BYTES:,} ({MAX_SPEC_BYTES // 1024 // 1024} MiB) "
+            f"a spec file may have (by {size - MAX_SPEC_BYTES:,}), so no command could load it"
+        )
+    nodes = _yaml_nodes(data)
+    if nodes > MAX_YAML_NODES:
+        raise SpecError(
+            f"the spec would have {nodes:,} YAML nodes, more than the {MAX_YAML_NODES:,} a spec file may have "
+            f"(by {nodes - MAX_YAML_NODES:,}), so no command could load it"
+        )
 
 
 def read_yaml(path: str | Path) -> Any:
