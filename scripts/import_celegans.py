@@ -91,7 +91,7 @@ def main() -> None:
     if args.out:
         args.out.write_text(spec.to_yaml())
     neurons = len({u for u, *_ in rows} | {v for _, v, *_ in rows})
-    print(f"source: cect data/{SOURCE}, chemical synapses: {neurons} neurons, {len(rows)} edges")
+    print(f"source: cect data/{SOURCE}, chemical synapses: {neurons} cells (neurons, muscles, end organs), {len(rows)} edges")
     print(f"spec: {len(spec.nodes)} nodes ({', '.join(result.added)} added), {len(spec.edges)} long-range edges, "
           f"{len(result.delayed)} edges delayed, time steps {spec.time.steps}; import took {imported:.1f} s")
     start = time.perf_counter()
