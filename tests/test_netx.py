@@ -37,8 +37,6 @@ CASES = sorted(p for p in (ROOT / "tests" / "import_cases").iterdir() if p.suffi
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.relative_to(ROOT / "specs").with_suffix("").as_posix())
 def test_round_trip_every_spec(path, tmp_path):
     spec = hrgraph.load_spec(path)
-    if spec.time is not None:
-        pytest.skip("hrgraph.io.netx does not carry time (a spec's time section and delays) yet")
     graph = to_networkx(spec)
     assert from_networkx(graph) == spec
     # Through the files too: every attribute is a scalar that GraphML and GML keep.
@@ -379,6 +377,142 @@ def test_docs_python_example_runs():
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/import.md", "exec"), {})
+
+
+# -- time, feedback and weights (issue 17, item 7) ---------------------------------------
+
+
+def test_time_and_delays_travel_as_attributes():
+    graph = to_networkx("specs/examples/cornet-rt.yaml")
+    assert graph.graph["time_steps"] == 5 and graph.graph["time_scheme"] == "biological"
+    assert graph.edges["V1", "V1"] == {"role": "input", "order": 1, "delay": 1}
+    assert graph.edges["V1", "V2_input"] == {"role": "input", "delay": 1}
+    assert "time_steps" not in to_networkx("specs/hiresnet18.yaml").graph
+
+
+def test_an_input_and_edge_pair_keeps_both_delays():
+    spec = hrgraph.load_spec({
+        "input": {"channels": 3, "height": 8, "width": 8},
+        "time": {"steps": 3},
+        "nodes": [{"id": "a", "kind": "conv", "channels": 4},
+                  {"id": "b", "kind": "conv", "channels": 4, "input": [{"from": "a", "delay": 1}]}],
+        "edges": [{"from": "a", "to": "b", "delay": 2}],
+    })
+    graph = to_networkx(spec)
+    assert graph.edges["a", "b"]["delay"] == 2 and graph.edges["a", "b"]["input_delay"] == 1
+    assert from_networkx(graph) == spec
+
+
+def test_feedback_delays_the_backward_edges_of_each_cycle():
+    graph = nx.DiGraph([("V1", "V2"), ("V2", "V4"), ("V4", "V2"), ("V4", "IT"), ("IT", "V1")])
+    result = convert(graph, break_cycles="feedback", default_kind="conv", classes=3, steps=4)
+    # The edges that go backwards in the graph's node order within a cycle: those --break-cycles order drops.
+    assert result.delayed == [("V4", "V2"), ("IT", "V1")] and result.dropped == []
+    spec = result.spec
+    assert spec.time is not None and spec.time.steps == 4
+    assert list(zip(spec.node("V2").inputs, spec.node("V2").input_delays)) == [("V1", 0), ("V4", 1)]
+    # V1, entered only by feedback, cannot be the first node: a stem feeds it the image.
+    assert result.added[0] == "stem" and spec.node("V1").inputs == ("stem", "IT")
+    delayed = {(s, n.id, d) for n in spec.nodes for s, d in zip(n.inputs, n.input_delays) if d}
+    assert delayed == {("V4", "V2", 1), ("IT", "V1", 1)}
+    # Every edge of the graph is still there: 5 edges, plus the stem's and the classifier's.
+    assert sum(len(n.inputs) or (i > 0) for i, n in enumerate(spec.nodes)) == 5 + 2
+
+
+def test_a_self_loop_becomes_a_delayed_self_input():
+    spec = from_networkx(nx.DiGraph([("a", "a"), ("a", "b")]), break_cycles="feedback", default_kind="conv")
+    # a reads only its own past, so a stem brings it the image (the first node can name no input).
+    assert list(zip(spec.node("a").inputs, spec.node("a").input_delays)) == [("stem", 0), ("a", 1)]
+    assert spec.nodes[0].id == "stem" and spec.time.steps == 3
+
+
+def test_edges_with_a_delay_attribute_close_no_cycle():
+    graph = nx.DiGraph([("a", "b"), ("b", "a", {"delay": 2})])
+    spec = from_networkx(graph, default_kind="conv", steps=5)
+    assert spec.time.steps == 5 and list(zip(spec.node("a").inputs, spec.node("a").input_delays)) == [("stem", 0), ("b", 2)]
+
+
+def test_weights_stay_on_long_range_edges_and_can_start_their_gates():
+    graph = nx.DiGraph()
+    graph.add_edge("a", "b", weight=2)
+    graph.add_edge("a", "c", weight=1)
+    graph.add_edge("b", "c", weight=4)
+    kept = from_networkx(graph, default_kind="conv")
+    # c's strongest input (b, 4 synapses) is its main input; a -> c becomes a long-range edge keeping its weight.
+    assert kept.node("c").input is None and kept.node("b").input is None
+    assert [(e.from_, e.to, e.weight, e.gate) for e in kept.edges] == [("a", "c", 1.0, "none")]
+    gated = from_networkx(graph, default_kind="conv", weights="gate")
+    assert [(e.gate, e.gate_init) for e in gated.edges] == [("scalar", 1 / 4)]
+    pytest.importorskip("torch")
+    assert hrgraph.compile_model(gated).gates["a__c"].scale().item() == pytest.approx(0.25)
+    assert len(hrgraph.compile_model(kept).gates) == 0  # a weight alone changes nothing in the network
+
+
+def test_weights_gate_needs_weights():
+    with pytest.raises(hrgraph.SpecError, match="needs edges with a weight"):
+        from_networkx(nx.DiGraph([("a", "b")]), default_kind="conv", weights="gate")
+
+
+CONNECTOME = ROOT / "tests" / "data" / "celegans-chemical-subgraph.csv"
+
+
+def _connectome_rows() -> list[tuple[str, str, float]]:
+    rows = [line.split(",") for line in CONNECTOME.read_text().splitlines() if line and not line.startswith("#")]
+    return [(u, v, float(w)) for u, v, w, _ in rows[1:]]
+
+
+def test_connectome_imports_whole_with_feedback_and_trains(tmp_path):
+    torch = pytest.importorskip("torch")
+    from hrgraph.train.loop import train
+
+    rows = _connectome_rows()
+    assert len(rows) > 100 and len({u for u, *_ in rows}) > 20  # a real slice, cycles and all
+    out = tmp_path / "worm.yaml"
+    result = CliRunner().invoke(main, [
+        "import", str(CONNECTOME), "--cycles", "feedback", "--steps", "2", "--weights", "gate", "--ignore", "Type",
+        "--kind", "conv", "--channels", "4", "--input", "1x8x8", "--classes", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    spec = hrgraph.load_spec(out)
+    delayed_lines = [line for line in result.stderr.splitlines() if line.startswith("delayed edge")]
+    assert delayed_lines and f"{len(delayed_lines)} edges delayed, 2 steps" in result.stdout
+    # Every synapse is an edge of the spec: a node's main input, or a long-range edge keeping its count.
+    main_inputs = {(s, n.id) for n in spec.nodes for s in n.inputs}
+    main_inputs |= {(spec.nodes[i - 1].id, n.id) for i, n in enumerate(spec.nodes) if i and not n.inputs}
+    long_range = {(e.from_, e.to): e for e in spec.edges}
+    for u, v, w in rows:
+        assert (u, v) in main_inputs or long_range[u, v].weight == w, (u, v)
+    assert len(long_range) + len({(u, v) for u, v, _ in rows} & main_inputs) == len(rows)
+    largest = max(w for *_, w in rows)
+    assert all(e.gate == "scalar" and e.gate_init == e.weight / largest for e in spec.edges)
+    model = hrgraph.compile_model(spec)
+    x = torch.randn(2, 1, 8, 8)
+    y = model(x)
+    assert y.shape == (2, 3) and torch.isfinite(y).all()
+    y.sum().backward()
+    summary = train(spec, {"data": "synthetic:16", "epochs": 1, "batch_size": 8, "augment": [], "val_split": 0.25},
+                    out=tmp_path / "run", limit_train=8, limit_val=4, device="cpu")
+    assert summary["finished"] and summary["epochs_done"] == 1 and summary["params"] == sum(
+        p.numel() for p in model.parameters())
+    assert summary["test_loss"] == summary["test_loss"]  # not NaN
+
+
+def test_cli_refuses_both_ways_of_handling_cycles(tmp_path):
+    src = tmp_path / "c.csv"
+    src.write_text("source,target\na,b\nb,a\n")
+    result = CliRunner().invoke(main, ["import", str(src), "--break-cycles", "order", "--cycles", "feedback"])
+    assert result.exit_code == 2 and "give one" in result.output
+
+
+@pytest.mark.parametrize("edge, message", [
+    ({"gate_init": 0.5}, "gate_init applies to a gated edge"),
+    ({"gate": "sigmoid", "gate_init": 2.0}, "strictly between 0 and 2"),
+])
+def test_gate_init_is_checked(edge, message):
+    spec = {"input": {"channels": 3, "height": 8, "width": 8},
+            "nodes": [{"id": "a", "kind": "conv", "channels": 4}, {"id": "b", "kind": "conv", "channels": 4}],
+            "edges": [{"from": "a", "to": "b", **edge}]}
+    with pytest.raises(hrgraph.SpecError, match=message):
+        hrgraph.load_spec(spec)
 
 
 def test_byte_order_mark_is_dropped(tmp_path):

@@ -16,6 +16,7 @@ built through one registry, which must see them all; each class is short.
 # No "from __future__ import annotations" here: doctest examples inherit the
 # module's future flags, and a block class defined in one needs its Literal
 # annotation evaluated, not left as a string.
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -262,14 +263,18 @@ class WeightedSum(nn.Module):
 
 
 class Gate(nn.Module):
-    """A learnable weight on one edge: ``w`` (``scalar``) or ``2*sigmoid(w)`` (``sigmoid``), 1 at first."""
+    """A learnable weight on one edge: ``w`` (``scalar``) or ``2*sigmoid(w)`` (``sigmoid``), ``init`` (1) at first."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, init: float = 1.0) -> None:
         super().__init__()
         if kind not in ("scalar", "sigmoid"):
             raise ValueError(f"unknown gate '{kind}'")
+        if kind == "sigmoid" and not 0.0 < init < 2.0:
+            raise ValueError(f"a sigmoid gate starts strictly between 0 and 2, not {init}")
         self.kind = kind
-        self.weight = nn.Parameter(torch.ones(1) if kind == "scalar" else torch.zeros(1))
+        # sigmoid: the w with 2*sigmoid(w) = init (0 for the default 1).
+        start = init if kind == "scalar" else math.log(init / (2.0 - init))
+        self.weight = nn.Parameter(torch.full((1,), float(start)))
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.scale()

@@ -106,12 +106,13 @@ class HrNet(nn.Module):
         self.inputs = nn.ModuleDict()
         self.aggregates = nn.ModuleDict()
         self.gates = nn.ModuleDict()
+        gate_init = {edge.module_name: edge.gate_init for edge in self.spec.edges}
         for key, projection in plan.projections.items():
             module = build_projection(projection)
             if module is not None:
                 self.projections[projection.module_name] = module
             if projection.gate != "none":
-                self.gates[projection.module_name] = Gate(projection.gate)
+                self.gates[projection.module_name] = Gate(projection.gate, gate_init.get(projection.module_name, 1.0))
         for node_id, merge in plan.merges.items():
             for projection in merge.inputs:
                 module = build_projection(projection)

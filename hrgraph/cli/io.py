@@ -19,6 +19,9 @@ __all__ = ["import_command", "export_command"]
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the spec here (default: stdout).")
 @click.option("--format", "fmt", type=click.Choice(["graphml", "gml", "csv"]), help="File format (default: from the suffix).")
 @click.option("--break-cycles", type=click.Choice(["order"]), help="Drop the edges that go backwards in the file's node order within a cycle (each reported).")
+@click.option("--cycles", type=click.Choice(["feedback"]), help="Keep the edges --break-cycles order would drop as delay-1 feedback and add a time section (each reported).")
+@click.option("--steps", type=click.IntRange(min=1), default=3, show_default=True, help="Steps of the time section --cycles feedback adds.")
+@click.option("--weights", type=click.Choice(["keep", "gate"]), default="keep", show_default=True, help="Weighted edges keep their weight; 'gate' also starts a scalar gate at weight/max(weight).")
 @click.option("--kind", "default_kind", default="sepconv", show_default=True, help="Block kind of nodes without a 'kind' attribute.")
 @click.option("--channels", "default_channels", type=click.IntRange(min=1), default=32, show_default=True, help="Channels of nodes that do not give them.")
 @click.option("--aggregate", type=click.Choice(["sum", "mean", "concat", "weighted"]), default="sum", show_default=True, help="How a node with several inputs merges them.")
@@ -35,6 +38,9 @@ def import_command(
     out: Path | None,
     fmt: str | None,
     break_cycles: str | None,
+    cycles: str | None,
+    steps: int,
+    weights: str,
     default_kind: str,
     default_channels: int,
     aggregate: str,
@@ -51,9 +57,14 @@ def import_command(
     An unknown attribute is an error (skip it with --ignore).  Nodes follow a
     topological order; a node with several predecessors takes them all as
     inputs, merged by --aggregate.  A graph with a cycle is refused, naming the
-    cycle, unless --break-cycles order.  Node names that are not valid ids are
-    renamed, each renaming reported on stderr.
+    cycle, unless --break-cycles order (drop the closing edges) or --cycles
+    feedback (delay them by one step, under a time section of --steps steps).
+    Edges with a weight (a connectome's synapse counts) become long-range edges
+    keeping it, except each node's strongest input.  Node names that are not
+    valid ids are renamed, each renaming reported on stderr.
     """
+    if break_cycles and cycles:
+        raise click.UsageError("--break-cycles and --cycles are two ways of handling the same cycles: give one")
     from ..io.graphfiles import import_graph
 
     refuse_input(out, graph)
@@ -67,7 +78,9 @@ def import_command(
         default_kind=default_kind,
         default_channels=default_channels,
         aggregate=aggregate,
-        break_cycles=break_cycles,
+        break_cycles=break_cycles or cycles,
+        steps=steps,
+        weights=weights,
         ignore=ignore,
         allow_imports=allow_imports,
     )
@@ -75,17 +88,23 @@ def import_command(
         click.echo(f"renamed node {original!r} -> {new}", err=True)
     for u, v in result.dropped:
         click.echo(f"dropped edge {u} -> {v} (it goes backwards in the file's order, closing a cycle)", err=True)
+    for u, v in result.delayed:
+        click.echo(f"delayed edge {u} -> {v} by 1 step (it goes backwards in the file's order, closing a cycle)", err=True)
     spec = result.spec
     summary = (
         f"{spec.name}: {len(spec.nodes)} nodes, {len(spec.edges)} long-range edges"
         + (f"; added {', '.join(result.added)}" if result.added else "")
         + (f"; {len(result.renamed)} renamed" if result.renamed else "")
         + (f"; {len(result.dropped)} edges dropped" if result.dropped else "")
+        + (f"; {len(result.delayed)} edges delayed, {spec.time.steps} steps" if result.delayed else "")
     )
     command = ["hrgraph", "import", str(graph)]
     for option, value, default in (
         ("--format", fmt, None),
         ("--break-cycles", break_cycles, None),
+        ("--cycles", cycles, None),
+        ("--steps", steps, 3),
+        ("--weights", weights, "keep"),
         ("--kind", default_kind, "sepconv"),
         ("--channels", default_channels, 32),
         ("--aggregate", aggregate, "sum"),

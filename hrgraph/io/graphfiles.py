@@ -8,7 +8,8 @@ apart by its header (``docs/import.md``):
 * an adjacency matrix: a header row of node names (with an empty first cell
   when every row starts with its node's name, as ``pandas.DataFrame.to_csv``
   writes it), then one row per node; a nonzero entry in row ``i``, column
-  ``j`` is an edge ``i -> j`` (weights are not used).
+  ``j`` is an edge ``i -> j`` (weights are not used; an edge list's ``weight``
+  column is kept, see :func:`~hrgraph.io.netx.from_networkx`).
 
 Blank lines and lines starting with ``#`` are skipped in both, and a UTF-8
 byte order mark (as spreadsheet programs write) is dropped in every format.
@@ -200,7 +201,8 @@ def _csv(path: Path, text: str, ignore: Iterable[str]) -> tuple[nx.Graph, Locato
 
     if [h.lower() for h in header[:2]] in (["source", "target"], ["from", "to"]):
         allowed = [f for f in Edge.model_fields if f not in ("from_", "to")] + list(EDGE_ATTRIBUTES)
-        columns = header[2:]
+        # Connectome files capitalise their columns ("Weight"): a known attribute matches in any case.
+        columns = [name.lower() if name not in allowed and name.lower() in allowed else name for name in header[2:]]
         for k, name in enumerate(columns):
             if name not in allowed and name not in ignore:
                 raise fail(

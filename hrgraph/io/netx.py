@@ -18,7 +18,8 @@ whose attributes are scalars only, so that ``nx.write_graphml`` and
 
 :func:`from_networkx` reads such a graph back (``load_spec(s) ==
 from_networkx(to_networkx(s))``) and also builds a spec from any plain graph (a
-connectome, a random graph); ``docs/import.md`` gives the rules.  No torch here.
+connectome, a random graph); ``docs/import.md`` gives the rules, and
+:mod:`hrgraph.io.feedback` handles a plain graph's cycles and weights.  No torch here.
 
 Why one module past 500 lines: the two directions of one conversion, whose attribute
 mapping must stay symmetric; much of the length is the documented keyword arguments.
@@ -26,36 +27,43 @@ mapping must stay symmetric; much of the length is the documented keyword argume
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import networkx as nx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ..errors import CycleError, HrgraphError, SpecError, did_you_mean
+from ..errors import HrgraphError, SpecError, did_you_mean
 from ..build.graph import check_graph
 from ..spec.kinds import KINDS, NETWORK_INPUT, RESERVED_IDS, Block
 from ..spec.models import Edge, Spec, load_spec
+from .feedback import break_cycles as _cycles, route_weighted, undelayed, weights_to_gates
 
 __all__ = ["to_networkx", "from_networkx", "node_ids", "Imported", "convert", "EDGE_ATTRIBUTES"]
 
-log = logging.getLogger(__name__)
 
 ROLES = ("input", "edge", "input+edge")
 #: Node attributes that are not block fields.
 NODE_ATTRIBUTES = ("index",)
 #: Edge attributes that are not edge options.
-EDGE_ATTRIBUTES = ("role", "order", "index", "implicit")
+EDGE_ATTRIBUTES = ("role", "order", "index", "implicit", "input_delay")
 #: Graph attributes networkx's own readers add (GraphML's defaults).
 _READER_ATTRIBUTES = frozenset({"node_default", "edge_default"})
 _MAX_ID = 64
 
 # -- spec -> graph --------------------------------------------------------------
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The model of a nested field (``Residuals``; ``Time`` of ``Time | None``), else None."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _flat_fields() -> dict[str, tuple[str, str | None]]:
@@ -64,8 +72,8 @@ def _flat_fields() -> dict[str, tuple[str, str | None]]:
     for name, info in Spec.model_fields.items():
         if name in ("nodes", "edges"):
             continue
-        model = info.annotation
-        if isinstance(model, type) and issubclass(model, BaseModel):
+        model = _submodel(info.annotation)
+        if model is not None:
             flat.update({f"{name}_{sub}": (name, sub) for sub in model.model_fields})
         else:
             flat[name] = (name, None)
@@ -74,12 +82,13 @@ def _flat_fields() -> dict[str, tuple[str, str | None]]:
 
 def _inputs_of(spec: Spec, position: int) -> list[tuple[str, dict[str, Any]]]:
     """(source, edge attributes) of each main input of ``spec.nodes[position]``."""
-    given = spec.nodes[position].input
-    if given is None:
+    node = spec.nodes[position]
+    if node.input is None:
         return [(spec.nodes[position - 1].id, {"implicit": True})] if position else []
-    if isinstance(given, str):
-        return [(given, {})]
-    return [(source, {"order": k}) for k, source in enumerate(given)]
+    delays = [{"delay": d} if d else {} for d in node.input_delays]
+    if not isinstance(node.input, list):
+        return [(node.inputs[0], delays[0])]
+    return [(source, {"order": k, **delays[k]}) for k, source in enumerate(node.inputs)]
 
 
 def to_networkx(spec: "Spec | str | Mapping[str, Any]") -> nx.DiGraph:
@@ -114,7 +123,7 @@ def to_networkx(spec: "Spec | str | Mapping[str, Any]") -> nx.DiGraph:
     graph = nx.DiGraph()
     for flat, (name, sub) in _flat_fields().items():
         value = getattr(spec, name)
-        value = getattr(value, sub) if sub else value
+        value = getattr(value, sub) if sub and value is not None else value
         if isinstance(value, list):
             if not value:
                 continue
@@ -134,6 +143,9 @@ def to_networkx(spec: "Spec | str | Mapping[str, Any]") -> nx.DiGraph:
     for j, edge in enumerate(spec.edges):
         options = edge.model_dump(mode="json", exclude={"from_", "to"}, exclude_none=True)
         role = "input+edge" if graph.has_edge(edge.from_, edge.to) else "edge"
+        if role == "input+edge" and "delay" in graph.edges[edge.from_, edge.to]:
+            # The pair's "delay" is the long-range edge's; the input's moves aside.
+            graph.edges[edge.from_, edge.to]["input_delay"] = graph.edges[edge.from_, edge.to].pop("delay")
         graph.add_edge(edge.from_, edge.to, **options, index=j)
         graph.edges[edge.from_, edge.to]["role"] = role
     return graph
@@ -199,6 +211,8 @@ class Imported:
     renamed: dict[str, str] = field(default_factory=dict)
     #: Edges dropped to break cycles, as (source, target) original names.
     dropped: list[tuple[str, str]] = field(default_factory=list)
+    #: Edges made delay-1 feedback to break cycles (``break_cycles="feedback"``), as (source, target) original names.
+    delayed: list[tuple[str, str]] = field(default_factory=list)
     #: Ids of the nodes hrgraph added (a stem, an output node, a classifier head).
     added: list[str] = field(default_factory=list)
 
@@ -239,7 +253,12 @@ def _as_number(value: Any) -> Any:
     return value
 
 
-_STRUCTURAL = {"index": TypeAdapter(int), "order": TypeAdapter(int), "implicit": TypeAdapter(bool)}
+_STRUCTURAL = {
+    "index": TypeAdapter(int),
+    "order": TypeAdapter(int),
+    "implicit": TypeAdapter(bool),
+    "input_delay": TypeAdapter(int),
+}
 
 
 def _coerce_structural(name: str, value: Any) -> Any:
@@ -287,7 +306,10 @@ def _check_edge(name: str, attrs: Mapping[str, Any]) -> None:
     role = attrs.get("role", "input")
     if role not in ROLES:
         raise SpecError(f"role must be one of {', '.join(ROLES)}, not {role!r}{did_you_mean(str(role), ROLES)}", edge=name)
-    options = sorted(k for k in attrs if k not in EDGE_ATTRIBUTES)
+    # An input's delay is its own ({from: X, delay: N}); a weight on an edge without a role
+    # makes convert() route it (see there).
+    inputs_may = {"delay", "weight"} if "role" not in attrs else {"delay"}
+    options = sorted(k for k in attrs if k not in EDGE_ATTRIBUTES and k not in inputs_may)
     if role == "input" and options:
         # Silently dropping them would build another network than the file describes.
         raise SpecError(
@@ -331,32 +353,6 @@ def _directed(graph: nx.Graph) -> nx.DiGraph:
     return out
 
 
-def _break_cycles(graph: nx.DiGraph, how: str | None) -> list[tuple[Any, Any]]:
-    """Drop the edges that close cycles (``how="order"``) or refuse the graph naming a cycle."""
-    if nx.is_directed_acyclic_graph(graph):
-        return []
-    if how is None:
-        cycle = [u for u, _ in nx.find_cycle(graph, source=list(graph))]
-        text = " -> ".join(str(n) for n in cycle + [cycle[0]])
-        raise CycleError(
-            f"the graph has a cycle: {text} (break_cycles='order', on the command line --break-cycles order, "
-            "drops the edges that go backwards in node order)",
-            cycle=[str(n) for n in cycle],
-            node=str(cycle[0]),
-        )
-    if how != "order":
-        raise ValueError(f"break_cycles must be 'order' or None, not {how!r}")
-    # Only an edge inside a strongly connected component can lie on a cycle;
-    # ordering each component by node order leaves every edge between them.
-    position = {node: i for i, node in enumerate(graph)}
-    component = {node: k for k, nodes in enumerate(nx.strongly_connected_components(graph)) for node in nodes}
-    dropped = [(u, v) for u, v in graph.edges() if component[u] == component[v] and position[u] >= position[v]]
-    graph.remove_edges_from(dropped)
-    for u, v in dropped:
-        log.info("dropped edge %s -> %s to break a cycle", u, v)
-    return dropped
-
-
 def _check_indexes(graph: nx.DiGraph) -> None:
     """Refuse ``index`` attributes that do not give one order of the nodes that every edge follows.
 
@@ -374,7 +370,7 @@ def _check_indexes(graph: nx.DiGraph) -> None:
                 node=str(node),
             )
         seen[index] = node
-    for u, v in graph.edges():
+    for u, v in undelayed(graph).edges():  # a delayed link may go back: it reads an earlier step
         if graph.nodes[u]["index"] >= graph.nodes[v]["index"]:
             raise SpecError(
                 f"the edge {u} -> {v} goes against the index attributes ({u} has index {graph.nodes[u]['index']}, "
@@ -391,7 +387,7 @@ def _order(graph: nx.DiGraph) -> list[Any]:
     if graph and all(isinstance(i, int) and not isinstance(i, bool) for i in indexes):
         _check_indexes(graph)
         return sorted(graph, key=lambda n: (graph.nodes[n]["index"], position[n]))
-    return list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
+    return list(nx.lexicographical_topological_sort(undelayed(graph), key=position.__getitem__))
 
 
 def _top_level(graph: nx.DiGraph, lax: bool) -> dict[str, Any]:
@@ -412,7 +408,7 @@ def _top_level(graph: nx.DiGraph, lax: bool) -> dict[str, Any]:
         if sub is None:
             data[name] = _coerce(Spec, name, value) if lax else value
         else:
-            model = Spec.model_fields[name].annotation
+            model = _submodel(Spec.model_fields[name].annotation)
             data.setdefault(name, {})[sub] = _coerce(model, sub, value) if lax else value
     return data
 
@@ -426,7 +422,9 @@ def convert(
     default_kind: str = "sepconv",
     default_channels: int = 32,
     aggregate: Literal["sum", "mean", "concat", "weighted"] = "sum",
-    break_cycles: Literal["order"] | None = None,
+    break_cycles: Literal["order", "feedback"] | None = None,
+    steps: int = 3,
+    weights: Literal["keep", "gate"] = "keep",
     ignore: Iterable[str] = (),
     allow_imports: bool = False,
     lax: bool = False,
@@ -470,16 +468,22 @@ def convert(
         if lax:
             for key in list(attrs):
                 attrs[key] = _coerce_structural(key, attrs[key]) if key in EDGE_ATTRIBUTES else _coerce(Edge, key, attrs[key])
-    dropped = _break_cycles(graph, break_cycles)
+    chosen = _cycles(graph, break_cycles)
     order = _order(graph)
     position = {node: i for i, node in enumerate(order)}
+    # Normalised by the largest weight of the graph, main inputs' included.
+    largest = max((abs(a["weight"]) for *_, a in graph.edges(data=True) if isinstance(a.get("weight"), (int, float))), default=0)
+    route_weighted(graph, order)
+    if weights == "gate":
+        weights_to_gates(graph, largest)
 
     inputs: dict[Any, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in order}
     edges: list[tuple[tuple[float, int, int], dict[str, Any]]] = []
     for u, v, attrs in [*graph.edges(data=True), *((NETWORK_INPUT, v, a) for v, a in from_input)]:
         role = attrs.get("role", "input")
         if role in ("input", "input+edge"):
-            inputs[v].append((u, attrs))
+            delay = attrs.get("delay" if role == "input" else "input_delay", 0)
+            inputs[v].append((u, {**attrs, "delay": delay} if delay else {k: a for k, a in attrs.items() if k != "delay"}))
         if role in ("edge", "input+edge"):
             options = {k: val for k, val in attrs.items() if k not in EDGE_ATTRIBUTES}
             index = attrs.get("index")
@@ -490,18 +494,23 @@ def convert(
     added: list[str] = []
     nodes = [blocks[n] for n in order]
     sources = [n for n in order if not inputs[n]]
+    # The first node takes the network input and can name no other: one that reads only delayed
+    # feedback (a cycle's entry, under break_cycles="feedback") needs a stem to feed it.
+    fed_back = [order[0]] if inputs[order[0]] and all(a.get("delay") for _, a in inputs[order[0]]) else []
     previous = {n: order[i - 1] if i else None for i, n in enumerate(order)}
-    if len(sources) > 1:
+    if len(sources) > 1 or fed_back:
         stem = _unique("stem", taken)
         added.append(stem)
         nodes.insert(0, {"id": stem, "kind": "conv", "channels": default_channels})
         previous[order[0]] = stem
-        for n in sources:
+        for n in sources + fed_back:
             inputs[n].append((stem, {}))
     for n in order:
         block = blocks[n]
         given = sorted(inputs[n], key=lambda e: (e[1].get("order", float("inf")), position.get(e[0], -1)))
-        sources_of = [ids.get(s, s) for s, _ in given]
+        sources_of = [
+            {"from": ids.get(s, s), "delay": attrs["delay"]} if attrs.get("delay") else ids.get(s, s) for s, attrs in given
+        ]
         listed = any("order" in attrs for _, attrs in given)
         if listed or len(given) > 1:
             block["input"] = sources_of
@@ -510,7 +519,7 @@ def convert(
         elif given:
             source, attrs = given[0]
             # An hrgraph edge (with a role) keeps an explicit input explicit; a plain edge from the previous node needs none.
-            implicit = attrs.get("implicit", False) if "role" in attrs else True
+            implicit = attrs.get("implicit", False) if "role" in attrs else not attrs.get("delay")
             if not (implicit and source == previous[n]):
                 block["input"] = sources_of[0]
     sinks = [n for n in order if graph.out_degree(n) == 0]
@@ -529,6 +538,8 @@ def convert(
     if input is not None:
         data["input"] = dict(zip(("channels", "height", "width"), input))
     data.setdefault("input", {"channels": 3, "height": 32, "width": 32})
+    if "time" not in data and any(attrs.get("delay") or attrs.get("input_delay") for *_, attrs in graph.edges(data=True)):
+        data["time"] = {"steps": steps}  # delays need a time section; the biological scheme allows feedback
     data["nodes"] = nodes
     data["edges"] = [e for _, e in sorted(edges, key=lambda item: item[0])]
     back = {ids[n]: text[n] for n in graph}
@@ -541,7 +552,14 @@ def convert(
             err.node = back[err.node]
         raise
     renamed = {text[n]: ids[n] for n in graph if text[n] != ids[n]}
-    return Imported(spec=spec, renamed=renamed, dropped=[(text[u], text[v]) for u, v in dropped], added=added)
+    named = [(text[u], text[v]) for u, v in chosen]
+    return Imported(
+        spec=spec,
+        renamed=renamed,
+        dropped=named if break_cycles == "order" else [],
+        delayed=named if break_cycles == "feedback" else [],
+        added=added,
+    )
 
 
 def from_networkx(
@@ -553,7 +571,9 @@ def from_networkx(
     default_kind: str = "sepconv",
     default_channels: int = 32,
     aggregate: Literal["sum", "mean", "concat", "weighted"] = "sum",
-    break_cycles: Literal["order"] | None = None,
+    break_cycles: Literal["order", "feedback"] | None = None,
+    steps: int = 3,
+    weights: Literal["keep", "gate"] = "keep",
     ignore: Iterable[str] = (),
     allow_imports: bool = False,
 ) -> Spec:
@@ -585,11 +605,21 @@ def from_networkx(
         Add a classifier head with this many classes (see above).
     default_kind, default_channels, aggregate
         For nodes that do not say otherwise.
-    break_cycles : "order", optional
-        Drop every edge that goes backwards in the graph's node order within a
-        cycle (a strongly connected component); by default a cycle is an error.
+    break_cycles : "order" or "feedback", optional
+        ``order`` drops every edge that goes backwards in the graph's node order
+        within a cycle (a strongly connected component); ``feedback`` keeps those
+        edges as delay-1 feedback (``{from: X, delay: 1}``) and adds a ``time``
+        section of ``steps`` steps.  By default a cycle is an error.  Edges with a
+        ``delay`` attribute close no cycle.
+    steps : int
+        Steps of the ``time`` section added when the result has delays and the graph gives no ``time_*``.
+    weights : "keep" or "gate"
+        Edges with a ``weight`` attribute (a connectome's synapse counts): each node's
+        strongest non-delayed predecessor is its main input, every other weighted edge a
+        long-range edge keeping its ``weight`` (metadata).  ``gate`` also gives those edges
+        a scalar gate starting at ``weight / max(weight)``.
     ignore : iterable of str
-        Graph, node and edge attributes to leave out (e.g. a connectome's ``weight``).
+        Graph, node and edge attributes to leave out.
     allow_imports : bool
         As for :func:`~hrgraph.load_spec`.
 
@@ -627,6 +657,8 @@ def from_networkx(
         default_channels=default_channels,
         aggregate=aggregate,
         break_cycles=break_cycles,
+        steps=steps,
+        weights=weights,
         ignore=ignore,
         allow_imports=allow_imports,
     ).spec

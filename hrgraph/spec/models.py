@@ -120,7 +120,10 @@ class Edge(_Frozen):
     ``pool``: ``avg`` (kernel = stride = the integer ratio), ``max``, or
     ``adaptive`` (adaptive average pooling, which allows non-integer ratios).
     ``gate``: ``scalar`` or ``sigmoid`` multiply the projected source by a
-    learnable weight that starts at 1, so a gated network starts as the ungated one.
+    learnable weight that starts at 1, so a gated network starts as the ungated one
+    (``gate_init`` starts it elsewhere, e.g. at an imported connectome's normalised weight).
+    ``weight``: metadata, such as a connectome's synapse count; it changes nothing
+    in the network unless used (``hrgraph import --weights gate`` turns it into ``gate_init``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
@@ -144,6 +147,14 @@ class Edge(_Frozen):
     upsample: Literal["nearest", "bilinear"] = Field(
         default="nearest", description="How a coarser source is upsampled onto a finer target (integer factors)."
     )
+    weight: Annotated[float, Field(allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="Metadata, e.g. a connectome's synapse count; changes nothing unless used (drawn, or made a gate_init).",
+    )
+    gate_init: Annotated[float, Field(allow_inf_nan=False)] = Field(
+        default=1.0,
+        description="The gate's value at initialisation (scalar: w; sigmoid: 2*sigmoid(w), so in (0, 2)); needs a gate.",
+    )
 
     @model_serializer(mode="wrap")
     def _drop_new_defaults(self, handler: Any) -> dict[str, Any]:
@@ -154,12 +165,20 @@ class Edge(_Frozen):
             data.pop("delay", None)
         if self.upsample == "nearest":
             data.pop("upsample", None)
+        if self.weight is None:
+            data.pop("weight", None)
+        if self.gate_init == 1.0:
+            data.pop("gate_init", None)
         return data
 
     @model_validator(mode="after")
     def _channels_only_for_concat_conv(self) -> Edge:
         if self.channels is not None and not (self.merge == "concat" and self.projection == "conv"):
             raise ValueError("channels applies only to edges with merge: concat and projection: conv")
+        if self.gate_init != 1.0 and self.gate == "none":
+            raise ValueError("gate_init applies to a gated edge (gate: scalar or sigmoid)")
+        if self.gate == "sigmoid" and not 0.0 < self.gate_init < 2.0:
+            raise ValueError("a sigmoid gate (2*sigmoid(w)) starts strictly between 0 and 2")
         return self
 
     @property
