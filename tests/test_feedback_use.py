@@ -49,6 +49,7 @@ def test_the_example_is_feedforward_plus_recurrence_plus_upsampled_feedback():
     assert model.plan.time.node_runs["V1"] == 4 and model.plan.time.edge_runs[("IT", "V4")] == 3
 
 
+@pytest.mark.slow  # trains the 4-step example (several seconds on a shared CPU)
 def test_cli_trains_the_example_on_a_tiny_fashion_mnist(tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "fm"
@@ -68,6 +69,7 @@ def test_cli_trains_the_example_on_a_tiny_fashion_mnist(tmp_path):
     assert summary["params"] == sum(p.numel() for p in hrgraph.compile_model(EXAMPLE).parameters())
 
 
+@pytest.mark.slow  # trains the 4-step example (several seconds on a shared CPU)
 def test_training_the_example_resumes_bit_identically(tmp_path):
     train(EXAMPLE, RECIPE, out=tmp_path / "a", **LIMITS)
     train(EXAMPLE, RECIPE, out=tmp_path / "b", overrides={"epochs": 1}, **LIMITS)
@@ -159,6 +161,7 @@ def test_over_steps_is_the_element_weighted_mean():
     assert "step" not in merged[("V1", "V2->V1")]
 
 
+@pytest.mark.slow  # trains the 4-step example (several seconds on a shared CPU)
 def test_analyze_writes_a_step_column_for_time_specs_only(tmp_path):
     run = tmp_path / "run"
     train(EXAMPLE, {**RECIPE, "epochs": 1}, out=run, **LIMITS)
