@@ -190,6 +190,78 @@ def bench_hiresnet(cfg: argparse.Namespace) -> dict:
     }
 
 
+def _cornet_reference():
+    """tests/cornet_reference.py, imported by path (tests/ is not a package on the benchmark's path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cornet_reference", ROOT / "tests" / "cornet_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _versus_reference(times: dict[str, list[float]], batch: int) -> dict:
+    """:func:`_pair` for hrgraph against the reference module, its keys saying ``reference``."""
+    pair = _pair({"hrgraph": times["hrgraph"], "torchvision": times["reference"]}, batch)
+    return {k.replace("torchvision", "reference"): v for k, v in pair.items()}
+
+
+def time_spec_text(nodes: int, steps: int) -> str:
+    """A chain of ``nodes`` convolutions, each with a delay-1 self-loop, unrolled over ``steps`` (biological)."""
+    lines = ["input: {channels: 3, height: 8, width: 8}", f"time: {{steps: {steps}}}", "nodes:",
+             "  - {id: n0, kind: conv, channels: 4}"]
+    lines += [f"  - {{id: n{i}, kind: conv, channels: 4, input: [n{i - 1}, {{from: n{i}, delay: 1}}]}}"
+              for i in range(1, nodes)]
+    lines.append("  - {id: head, kind: classifier, classes: 2}")
+    return "\n".join(lines) + "\n"
+
+
+def bench_cornet(cfg: argparse.Namespace) -> dict:
+    """CORnet-S compiled (specs/examples/cornet-s.yaml) vs the reference module; compile time of time specs."""
+    from hrgraph.io.interop import from_cornet
+
+    torch.manual_seed(0)
+    reference = _cornet_reference().cornet_s()
+    size, batch = cfg.cornet_size, cfg.cornet_batch
+    ours = hrgraph.compile_model(ROOT / "specs/examples/cornet-s.yaml", input_shape=(3, size, size))
+    ours.load_state_dict(from_cornet(reference.state_dict()))  # the same weights: the same arithmetic
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, 1000, (batch,))
+    with torch.no_grad():
+        same = torch.allclose(ours.eval()(x), reference.eval()(x), rtol=1e-4, atol=1e-5)
+    out: dict = {"input": f"{batch}x3x{size}x{size}", "same_logits": same,
+                 "params": sum(p.numel() for p in ours.parameters())}
+    t = interleaved({"hrgraph": eval_step(ours, x), "reference": eval_step(reference, x)}, cfg.cornet_repeats,
+                    warmup=2)
+    out["eval"] = _versus_reference(t, batch)
+    t = interleaved({"hrgraph": train_step(ours, x, y), "reference": train_step(reference, x, y)},
+                    cfg.cornet_repeats, warmup=2)
+    out["train"] = _versus_reference(t, batch)
+    peaks: dict[str, list[int]] = {"hrgraph": [], "reference": []}
+    for _ in range(3):
+        peaks["hrgraph"].append(peak_forward_bytes(ours.eval(), x))
+        peaks["reference"].append(peak_forward_bytes(reference.eval(), x))
+    out["peak"] = {k: med(v) for k, v in peaks.items()}
+    out["peak"]["ratio"] = out["peak"]["hrgraph"] / out["peak"]["reference"]
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for nodes, steps in cfg.time_sizes:
+            path = Path(tmp) / f"time{nodes}x{steps}.yaml"
+            path.write_text(time_spec_text(nodes, steps))
+            runs = [_compile_once(path) for _ in range(cfg.compile_repeats)]
+            row = {k: med([r[k] for r in runs]) for k in runs[0]}
+            row.update(nodes=nodes + 1, steps=steps, runs=len(hrgraph.infer_shapes(hrgraph.load_spec(path)).time.runs))
+            rows.append(row)
+    # Least-squares slope of log(time) on log(steps x nodes): 1 is linear in the unrolled size.
+    xs = [_log(r["steps"] * r["nodes"]) for r in rows]
+    ys = [_log(r["total"]) for r in rows]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    out["compile_rows"] = rows
+    out["compile_loglog_slope"] = sum((a - mx) * (b - my) for a, b in zip(xs, ys)) / sum((a - mx) ** 2 for a in xs)
+    return out
+
+
 def _extra_time_by_op(base: nn.Module, other: nn.Module, x: torch.Tensor, top: int = 4) -> list[tuple[str, float]]:
     """Operators whose self CPU time grows most from ``base`` to ``other`` (eval forward, torch.profiler), ms."""
     from torch.profiler import ProfilerActivity, profile
@@ -723,6 +795,31 @@ def report(results: dict, cfg: argparse.Namespace) -> str:
             " (checked by running the command in a fresh interpreter and reading `sys.modules`).",
             "",
         ]
+    if "cornet" in r:
+        s = r["cornet"]
+        ev, tr, pk = s["eval"], s["train"], s["peak"]
+        lines += [
+            "## CORnet-S: `specs/examples/cornet-s.yaml` compiled vs the reference module",
+            "",
+            f"Reference: `tests/cornet_reference.py` (the official computation, re-implemented). Input {s['input']},"
+            f" {ev['repeats']} timed runs each after 2 warm-up runs; both models hold the same weights"
+            f" (`from_cornet`); same logits: {s['same_logits']}.",
+            "",
+            "| | hrgraph | reference | ratio (hrgraph / reference) | per-round ratio: median [quartiles] | target | |",
+            "|---|---|---|---|---|---|---|",
+            f"| eval throughput (img/s) | {ev['hrgraph_ips']:.2f} | {ev['reference_ips']:.2f} | {ev['ratio']:.3f} | {_spread(ev)} | >= 0.98 | {_ok(ev['ratio'] >= 0.98)} |",
+            f"| training throughput (img/s) | {tr['hrgraph_ips']:.2f} | {tr['reference_ips']:.2f} | {tr['ratio']:.3f} | {_spread(tr)} | >= 0.98 | {_ok(tr['ratio'] >= 0.98)} |",
+            f"| inference peak memory (MiB) | {pk['hrgraph'] / 2**20:.1f} | {pk['reference'] / 2**20:.1f} | {pk['ratio']:.3f}x | | <= 1.05x | {_ok(pk['ratio'] <= 1.05)} |",
+            "",
+            "Compile time (load + `compile_model`) of a time spec: a chain of convolutions, each with a delay-1"
+            f" self-loop, unrolled biologically; log-log slope against steps x nodes: {s['compile_loglog_slope']:.2f}"
+            " (1 is linear in the unrolled size).",
+            "",
+            "| nodes | steps | runs (node, step) | seconds |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {row['nodes']} | {row['steps']} | {row['runs']:,} | {row['total']:.3f} |" for row in s["compile_rows"]]
+        lines.append("")
     for name, why in r.get("failed", {}).items():
         lines += [f"## {name}: failed", "", f"This section did not complete: `{why}`.", ""]
     return "\n".join(lines)
@@ -748,6 +845,14 @@ def summary(r: dict) -> list[str]:
             f" the largest extra operator is `{top[0]}` ({top[1]:+.1f} of {total:+.1f} ms per eval forward)."
             f" A hand-written HiResNet-18 runs the same operators: compiled / hand-written {s['train_vs_hand']:.3f}"
             f" (training), {s['eval_vs_hand']:.3f} (eval)."
+        )
+    if "cornet" in r:
+        s = r["cornet"]
+        out.append(
+            f"- CORnet-S vs the reference module ({s['input']}): eval throughput ratio {s['eval']['ratio']:.3f},"
+            f" training {s['train']['ratio']:.3f} (target >= 0.98: {_ok(min(s['eval']['ratio'], s['train']['ratio']) >= 0.98)});"
+            f" inference peak memory {s['peak']['ratio']:.3f}x (target <= 1.05x: {_ok(s['peak']['ratio'] <= 1.05)});"
+            f" time-spec compile time log-log slope {s['compile_loglog_slope']:.2f} against steps x nodes."
         )
     if "compile" in r:
         s = r["compile"]
@@ -798,6 +903,7 @@ SECTIONS = {
     "dense": bench_dense,
     "generate": bench_generate,
     "cli": bench_cli,
+    "cornet": bench_cornet,
     "torch_compile": bench_torch_compile,  # last: dynamo changes global state
 }
 
@@ -816,12 +922,16 @@ def main(argv: list[str] | None = None) -> int:
         cfg.derive_nodes, cfg.derive_repeats = 100, 1
         cfg.gen_sizes = [100, 500]
         cfg.dense_nodes, cfg.dense_repeats = 30, 1
+        cfg.cornet_size, cfg.cornet_batch, cfg.cornet_repeats, cfg.time_sizes = 64, 2, 1, [(4, 2), (8, 4)]
     else:
         cfg.size, cfg.batch, cfg.cifar_batch, cfg.repeats = 224, 8, 32, 11
         cfg.sizes, cfg.compile_repeats, cfg.cli_repeats = [10, 100, 1000, 5000], 3, 7
         cfg.derive_nodes, cfg.derive_repeats = 1000, 3
         cfg.gen_sizes = [1000, 5000]
         cfg.dense_nodes, cfg.dense_repeats = 100, 3
+        # CORnet-S costs 16 GMACs per image at 224 (3 at 96): 2 images at 96 keep the section to minutes.
+        cfg.cornet_size, cfg.cornet_batch, cfg.cornet_repeats = 96, 2, 7
+        cfg.time_sizes = [(5, 4), (10, 8), (20, 16), (40, 32), (80, 32)]
     results: dict = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

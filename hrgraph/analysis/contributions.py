@@ -11,6 +11,15 @@ activation outlives its batch and nothing but the model itself runs.
 An identity projection has no module; its output is the source's final value
 ``y_j``, read by a pre-hook on a module that takes ``y_j`` as its input (the
 next node on the main path, or a projection leaving the source).
+
+A spec with ``time`` (docs/spec.md, Feedback and time) runs a node and a
+projection once per step of its schedule (:func:`hrgraph.build.unroll.plan_time`),
+and each call fires its hook once: the hooks count their calls within one
+forward and file the k-th call under the k-th step at which that module runs.
+Its rows carry a ``step``.  There an ungated identity edge reads the source's
+node-module output at the step it reads (the value before the edges into the
+source are added: the same as the final value when the source receives no
+edges).
 """
 
 from __future__ import annotations
@@ -22,11 +31,13 @@ import torch
 from torch import Tensor
 
 from ..build.compiler import HrNet
+from ..build.unroll import plan_time
 from ..errors import TrainingError
 from ..spec.kinds import NETWORK_INPUT
 from .figures import PALETTE, figure_bytes, new_figure
 
-__all__ = ["contributions", "contribution_figure", "draw_contributions", "add_init_columns", "comparable_with_paper", "COLUMNS", "BLOCK_OUTPUTS", "PAPER_RATIO"]
+__all__ = ["contributions", "contribution_figure", "draw_contributions", "add_init_columns", "comparable_with_paper",
+           "over_steps", "columns_for", "COLUMNS", "BLOCK_OUTPUTS", "PAPER_RATIO"]
 
 #: What the block row can measure: the node module's output, or the input of its final ReLU.
 BLOCK_OUTPUTS = ("post-relu", "pre-relu")
@@ -37,6 +48,13 @@ PAPER_RATIO = 0.5
 #: Columns of ``contributions.csv``, in order: the trained model's, then the same at initialisation.
 COLUMNS = ["node", "path", "kind", "source", "merge", "projection", "mean_abs", "ratio", "elements", "gate",
            "mean_abs_init", "ratio_init", "ratio_change"]
+
+
+def columns_for(rows: list[dict[str, Any]]) -> list[str]:
+    """:data:`COLUMNS`, with ``step`` after ``path`` when the rows are per step (a spec with ``time``)."""
+    if any("step" in r for r in rows):
+        return COLUMNS[:2] + ["step"] + COLUMNS[2:]
+    return list(COLUMNS)
 
 
 def _reader(model: HrNet, source: str) -> tuple[Any, str] | None:
@@ -113,7 +131,22 @@ def contributions(
     off = {tuple(e.split("->")) for e in model.disabled_edges}
     receivers = [(n, [p for p in plan.incoming[n] if p.edge.key not in off]) for n in plan.order]
     receivers = [(n, ps) for n, ps in receivers if ps]
-    sums: dict[tuple[str, str], list] = {}  # (node, path) -> [float64 sum on the device, element count]
+    timed = model.spec.time is not None
+    # (node, path) -> the steps of its calls in one forward, in call order (DAG: one call, step None).
+    steps_of: dict[tuple[str, str], list[int | None]] = {}
+    identity_reads: list[tuple[tuple[str, str], Any, int]] = []  # time: (key, value read, step) of identity edges
+    if timed:
+        runs = plan_time(model.spec, plan.order, plan.incoming, disabled=off).runs
+        for r in runs:
+            steps_of.setdefault((r.node, "block"), []).append(r.step)
+            for p, v in r.edges:
+                steps_of.setdefault((r.node, p.name), []).append(r.step)
+                if p.identity and p.gate == "none":
+                    identity_reads.append(((r.node, p.name), v, r.step))
+    # (node, path, step) -> [float64 sum on the device, element count]
+    sums: dict[tuple[str, str, int | None], list] = {}
+    calls: dict[tuple[str, str], int] = {}  # calls of each key within the current forward
+    values: dict[tuple[str, int], tuple[Tensor, int]] = {}  # time: each source's output per step, this forward
     # node -> (sum, count) of the latest call of its final ReLU; committed when the node's forward ends.
     pending: dict[str, tuple[Tensor, int]] = {}
     handles = []
@@ -122,8 +155,12 @@ def contributions(
         # abs() makes one temporary of this tensor's size, freed at once; the sum is kept in float64.
         return t.detach().abs().sum(dtype=torch.float64), t.numel()
 
-    def add(key: tuple[str, str], s: Tensor, n: int) -> None:
-        acc = sums[key]
+    def add(key: tuple[str, str], s: Tensor, n: int, step: int | None = None) -> None:
+        if timed and step is None:
+            k = calls.get(key, 0)
+            calls[key] = k + 1
+            step = steps_of[key][k]
+        acc = sums.setdefault((*key, step), [None, 0])
         acc[0] = s if acc[0] is None else acc[0] + s
         acc[1] += n
 
@@ -142,20 +179,40 @@ def contributions(
     def commit_hook(key):
         return lambda module, args, out: add(key, *pending.pop(key[0]))
 
+    def value_hook(source):
+        def hook(module, args, out):
+            k = calls.get((source, "value"), 0)
+            calls[(source, "value")] = k + 1
+            values[(source, source_steps[source][k])] = abs_sum(out)
+        return hook
+
+    def new_forward(module, args):
+        calls.clear()
+        values.clear()
+
+    def end_forward(module, args, out):
+        for key, (source, step_read), step in identity_reads:
+            add(key, *values[(source, step_read)], step=step)
+
     readers: dict[tuple[str, str], str] = {}
+    source_steps = {n: [r.step for r in runs if r.node == n] for n in {v[0] for _, v, _ in identity_reads}} if timed else {}
     try:
+        if timed:
+            handles.append(model.register_forward_pre_hook(new_forward))
+            handles.append(model.register_forward_hook(end_forward))
+            handles.extend(model.nodes[n].register_forward_hook(value_hook(n)) for n in source_steps)
         for node, projections in receivers:
-            sums[(node, "block")] = [None, 0]
             handles.append(_block_hook(model, node, block_output, output_hook, relu_input_hook, commit_hook))
             for p in projections:
                 key = (node, p.name)
-                sums[key] = [None, 0]
                 if p.gate != "none":  # what is summed is the gated term
                     handles.append(model.gates[p.module_name].register_forward_hook(output_hook(key)))
                     continue
                 if not p.identity:
                     handles.append(model.projections[p.module_name].register_forward_hook(output_hook(key)))
                     continue
+                if timed:
+                    continue  # end_forward adds the source's value at each step the edge reads it
                 reader = _reader(model, p.source)
                 if reader is not None:
                     handles.append(reader[0].register_forward_pre_hook(input_hook(key)))
@@ -173,23 +230,74 @@ def contributions(
             for one in h if isinstance(h, tuple) else (h,):
                 one.remove()
 
-    def mean(key: tuple[str, str]) -> float:
-        total, count = sums[key]
+    def mean(key: tuple[str, str, int | None]) -> float:
+        total, count = sums.get(key, (None, 0))
         return float(total.item()) / count if count else float("nan")
+
+    def count(key: tuple[str, str, int | None]) -> int:
+        return sums.get(key, (None, 0))[1]
 
     rows: list[dict[str, Any]] = []
     for node, projections in receivers:
-        block = mean((node, "block"))
-        rows.append({"node": node, "path": "block", "kind": "block", "source": plan.spec.main_input(plan.spec.node_index[node]) or "input",
-                     "merge": "", "projection": plan.nodes[node].label, "mean_abs": block, "ratio": 1.0,
-                     "elements": sums[(node, "block")][1], "gate": ""})
-        for p in projections:
-            value = mean((node, p.name))
-            rows.append({"node": node, "path": p.name, "kind": "projection", "source": p.source, "merge": p.merge,
-                         "projection": p.describe(), "mean_abs": value,
-                         "ratio": value / block if block else float("nan"), "elements": sums[(node, p.name)][1],
-                         "gate": _gate_value(model, p)})
+        node_steps = sorted({t for t in steps_of.get((node, "block"), [])}) if timed else [None]
+        for step in node_steps:
+            at = {} if step is None else {"step": step}
+            block = mean((node, "block", step))
+            rows.append({"node": node, "path": "block", **at, "kind": "block",
+                         "source": plan.spec.main_input(plan.spec.node_index[node]) or "input",
+                         "merge": "", "projection": plan.nodes[node].label, "mean_abs": block, "ratio": 1.0,
+                         "elements": count((node, "block", step)), "gate": ""})
+            for p in projections:
+                if timed and step not in steps_of.get((node, p.name), []):
+                    continue  # the edge reads nothing at this step (its source has no value yet)
+                value = mean((node, p.name, step))
+                rows.append({"node": node, "path": p.name, **at, "kind": "projection", "source": p.source,
+                             "merge": p.merge, "projection": p.describe(), "mean_abs": value,
+                             "ratio": value / block if block else float("nan"),
+                             "elements": count((node, p.name, step)), "gate": _gate_value(model, p)})
     return rows
+
+
+def over_steps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-step rows (a spec with ``time``) merged over the steps: one row per ``(node, path)``.
+
+    ``mean_abs`` is the element-weighted mean over the steps at which the row
+    runs (so over all its activations), ``ratio`` that of the projection over
+    the block's; the ``*_init`` columns likewise.  Rows without ``step`` come
+    back as they are.
+
+    Examples
+    --------
+    >>> rows = [{"node": "a", "path": "block", "step": 0, "kind": "block", "mean_abs": 1.0, "elements": 2},
+    ...         {"node": "a", "path": "block", "step": 1, "kind": "block", "mean_abs": 2.0, "elements": 2},
+    ...         {"node": "a", "path": "b->a", "step": 1, "kind": "projection", "mean_abs": 3.0, "elements": 2}]
+    >>> [(r["path"], r["mean_abs"], r["ratio"]) for r in over_steps(rows)]
+    [('block', 1.5, 1.0), ('b->a', 3.0, 2.0)]
+    """
+    if not any("step" in r for r in rows):
+        return rows
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["node"], r["path"])
+        m = merged.setdefault(key, {k: v for k, v in r.items() if k != "step"} | {"_w": {}, "elements": 0})
+        m["elements"] += r["elements"]
+        for column in ("mean_abs", "mean_abs_init"):
+            if column in r:
+                total, n = m["_w"].get(column, (0.0, 0))
+                m["_w"][column] = (total + r[column] * r["elements"], n + r["elements"])
+    for m in merged.values():
+        for column, (total, n) in m.pop("_w").items():
+            m[column] = total / n if n else float("nan")
+    out = list(merged.values())
+    blocks = {r["node"]: r for r in out if r["kind"] == "block"}
+    for r in out:
+        b = blocks.get(r["node"])
+        for ratio, column in (("ratio", "mean_abs"), ("ratio_init", "mean_abs_init")):
+            if column in r and b is not None:
+                r[ratio] = r[column] / b[column] if b[column] else float("nan")
+        if "ratio_init" in r:
+            r["ratio_change"] = r["ratio"] - r["ratio_init"]
+    return out
 
 
 def _block_hook(model: HrNet, node: str, block_output: str, output_hook, relu_input_hook, commit_hook):
@@ -240,11 +348,11 @@ def add_init_columns(rows: list[dict[str, Any]], init_rows: list[dict[str, Any]]
     >>> row["ratio_init"], round(row["ratio_change"], 2)
     (0.95, -0.45)
     """
-    init = {(r["node"], r["path"]): r for r in init_rows}
+    init = {(r["node"], r["path"], r.get("step")): r for r in init_rows}
     nan = float("nan")
     out = []
     for r in rows:
-        i = init.get((r["node"], r["path"]))
+        i = init.get((r["node"], r["path"], r.get("step")))
         ratio_init = i["ratio"] if i is not None else nan
         out.append({**r, "mean_abs_init": i["mean_abs"] if i is not None else nan, "ratio_init": ratio_init,
                     "ratio_change": r["ratio"] - ratio_init})

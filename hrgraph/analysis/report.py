@@ -17,8 +17,8 @@ from typing import Any
 
 from ..files import write_atomic
 from .baseline import initial_model, reestimate_bn
-from .contributions import COLUMNS as CONTRIBUTION_COLUMNS
-from .contributions import PAPER_RATIO, add_init_columns, comparable_with_paper, contribution_figure
+from .contributions import PAPER_RATIO, add_init_columns, columns_for, comparable_with_paper, contribution_figure
+from .contributions import over_steps
 from .contributions import contributions as measure_contributions
 from . import edgecut
 from . import gradients as grads
@@ -159,11 +159,13 @@ def analyze(
         files.append(str(target / filename))
 
     if contributions:
-        write("contributions.csv", _csv(contributions, CONTRIBUTION_COLUMNS))
+        write("contributions.csv", _csv(contributions, columns_for(contributions)))
         write("contributions.json", json.dumps(contributions, indent=2) + "\n")
         title = f"{name}: mean |activation| per connection ({split}, {n_images:,} images)"
+        if run.spec.time is not None:
+            title += ", over all steps"  # the per-step values are in the tables
         for fmt in ("png", "svg"):
-            write(f"contributions.{fmt}", contribution_figure(contributions, title, fmt))
+            write(f"contributions.{fmt}", contribution_figure(over_steps(contributions), title, fmt))
     if cuts:
         write("edgecut.csv", _csv(cuts, edgecut.COLUMNS))
         write("edgecut.png", edgecut.edge_cut_figure(cuts, chance=1 / len(splits.classes),
@@ -233,8 +235,15 @@ def _contributions_markdown(result: dict[str, Any], run: Any) -> list[str]:
         "",
         "![contributions](contributions.png)",
         "",
-        "| node | path | projection | mean abs | ratio | mean abs at init | ratio at init | change | vs the paper's 0.5 |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    timed = any("step" in r for r in rows)
+    if timed:
+        lines += _per_step_markdown(rows)
+        lines += ["All rows, per step (`step` is the step at which the node and its edges run):", ""]
+    lines += [
+        "| node | path |" + (" step |" if timed else "") + " projection | mean abs | ratio | mean abs at init | "
+        "ratio at init | change | vs the paper's 0.5 |",
+        "|---|---|" + ("---:|" if timed else "") + "---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         gate = f" (gate now {r['gate']:.3f}; mean abs after it)" if r.get("gate", "") != "" else ""
@@ -242,10 +251,13 @@ def _contributions_markdown(result: dict[str, Any], run: Any) -> list[str]:
             versus = ""
         else:
             versus = "comparable" if comparable_with_paper(r) else f"not comparable: {r['merge']}"
-        lines.append(f"| {r['node']} | {r['path']} | {r['projection']}{gate} | {r['mean_abs']:.4g} | {r['ratio']:.3f} | "
+        step = f" {r['step']} |" if timed else ""
+        lines.append(f"| {r['node']} | {r['path']} |{step} {r['projection']}{gate} | {r['mean_abs']:.4g} | {r['ratio']:.3f} | "
                      f"{r['mean_abs_init']:.4g} | {r['ratio_init']:.3f} | {r['ratio_change']:+.3f} | {versus} |")
-    summed = [r for r in rows if comparable_with_paper(r) and not math.isnan(r["ratio"])]
+    summed = [r for r in over_steps(rows) if comparable_with_paper(r) and not math.isnan(r["ratio"])]
     if summed:
+        if timed:
+            lines += ["", "Over all steps (each edge's activations at every step it runs, against its node's):"]
         ratios = [r["ratio"] for r in summed]
         inits = [r["ratio_init"] for r in summed if not math.isnan(r["ratio_init"])]
         changes = [r["ratio_change"] for r in summed if not math.isnan(r["ratio_change"])]
@@ -257,7 +269,7 @@ def _contributions_markdown(result: dict[str, Any], run: Any) -> list[str]:
                          f"(mean {_mean(changes):+.3f}).")
         lines.append(f"The paper reports about {PAPER_RATIO} (projections about half the residual functions) on the "
                      "Tiny-ImageNet test set; compare the change, not the trained ratio alone.")
-    others = [r["path"] for r in rows if r["kind"] == "projection" and not comparable_with_paper(r)]
+    others = list(dict.fromkeys(r["path"] for r in rows if r["kind"] == "projection" and not comparable_with_paper(r)))
     if others:
         lines += ["", f"Not comparable with the paper's {PAPER_RATIO} (concat edges: their projection is appended as "
                       f"channels beside the block's output, not added to it): {', '.join(others)}."]
@@ -265,6 +277,30 @@ def _contributions_markdown(result: dict[str, Any], run: Any) -> list[str]:
         lines += ["", "Note: this spec adds the edges before the block's final ReLU (`residuals.entry: "
                       "pre_activation`), so the block rows are the node's output *including* the edges."]
     lines.append("")
+    return lines
+
+
+def _per_step_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """For a spec with ``time``: each edge's ratio at each step (trained, and at initialisation), and the mean per step."""
+    steps = sorted({r["step"] for r in rows})
+    edges = list(dict.fromkeys((r["node"], r["path"]) for r in rows if r["kind"] == "projection"))
+    at = {(r["node"], r["path"], r["step"]): r for r in rows}
+    lines = ["The network runs over steps (a `time` section): every row below is one (node or edge, step); a "
+             "feedback edge has no row at the steps before its source has a value. The figure merges the steps.",
+             "", "Ratio projection / block at each step (at initialisation in parentheses):", "",
+             "| edge | " + " | ".join(f"step {t}" for t in steps) + " |",
+             "|---|" + "---:|" * len(steps)]
+    for node, path in edges:
+        cells = []
+        for t in steps:
+            r = at.get((node, path, t))
+            cells.append("-" if r is None else f"{r['ratio']:.3f} ({r['ratio_init']:.3f})")
+        lines.append(f"| {path} | " + " | ".join(cells) + " |")
+    means = []
+    for t in steps:
+        ratios = [r["ratio"] for r in rows if r["step"] == t and r["kind"] == "projection" and not math.isnan(r["ratio"])]
+        means.append(f"{_mean(ratios):.3f} ({len(ratios)})" if ratios else "-")
+    lines += ["| mean (edges) | " + " | ".join(means) + " |", ""]
     return lines
 
 
