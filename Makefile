@@ -44,7 +44,7 @@ bench-train: setup
 
 # The paper's Table 1 at CPU scale on real data (docs/results.md): Fashion-MNIST,
 # Plain and ResNet families x Original/Adjusted/HiResNet at width 0.25, 8 seeds, one CPU
-# thread per run (the grid's threads key). About 4 hours on 2 idle cores as one process;
+# thread per run (the grid's threads key). About 4.5 hours on 2 idle cores as one process;
 # run two shards side by side to halve it (`make reproduce SHARDS=2`); rerun to resume.
 # `make archive` copies the finished runs' records into docs/results/runs/, and
 # `make results RUNS=docs/results/runs` rebuilds the reports from those records.
@@ -72,12 +72,14 @@ results:
 
 # The analyses need the runs' checkpoints (the archived records have none).
 analyses:
-	$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s0 --device cpu \
-		-o docs/results/hiresnet18-fashion-mnist-s0
+	for seed in 0 1; do \
+		$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s$$seed --device cpu \
+			-o docs/results/hiresnet18-fashion-mnist-s$$seed || exit 1; \
+	done
 
 # The paper's Table 2 at CPU scale (docs/results.md): ResNet-18 and its Adjusted version,
 # HiResNet-18, -In, -Out (the paper's), -Out-all and the six single-edge variants at width
-# 0.25 on Fashion-MNIST, 3 seeds, one thread per run (36 runs, about 3 hours on 2 cores
+# 0.25 on Fashion-MNIST, 3 seeds, one thread per run (36 runs, under 2 hours on 2 idle cores
 # with SHARDS=2; rerun to resume), then its reports and the analysis of every HiResNet-18
 # seed (contributions beside their values at initialisation, edge cut) into docs/results/.
 reproduce-ablation: setup data
