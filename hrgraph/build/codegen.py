@@ -164,16 +164,7 @@ def generate_forward(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ()) 
         if value != final:
             release.setdefault(i, []).append(var[value])
 
-    lines = ["def forward(self, x):", "    nodes = self.nodes"]
-    for table in ("projections", "inputs", "aggregates", "gates"):
-        if any(f"{table}." in code or f"{table}[" in code for code, _ in statements):
-            lines.append(f"    {table} = self.{table}")
-    for i, (code, _) in enumerate(statements):
-        lines.append(f"    {code}")
-        if i in release:
-            lines.append(f"    del {', '.join(release[i])}")
-    lines.append(f"    return {var[final]}")
-    return "\n".join(lines) + "\n"
+    return _source(statements, release, var[final])
 
 
 def _merge_statements(merge: Any, out: str, term: Any) -> list[tuple[str, tuple[str, ...]]]:
@@ -313,16 +304,7 @@ def generate_unrolled(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ())
     for value, i in last_use.items():
         if value not in kept:
             release.setdefault(i, []).append(name(value))
-    lines = ["def forward(self, x):", "    nodes = self.nodes"]
-    for table in ("projections", "inputs", "aggregates", "gates"):
-        if any(f"{table}." in code or f"{table}[" in code for code, _ in statements):
-            lines.append(f"    {table} = self.{table}")
-    for i, (code, _) in enumerate(statements):
-        lines.append(f"    {code}")
-        if i in release:
-            lines.append(f"    del {', '.join(release[i])}")
-    lines.append(f"    return {result}")
-    return "\n".join(lines) + "\n"
+    return _source(statements, release, result)
 
 
 def _unrolled_merge(merge: Any, run: Any, out: str, term: Any) -> list[tuple[str, tuple[Any, ...]]]:
@@ -346,3 +328,17 @@ def _unrolled_merge(merge: Any, run: Any, out: str, term: Any) -> list[tuple[str
     if merge.aggregate == "mean" and len(pairs) > 1:
         statements.append((f"{out} /= {len(pairs)}", ()))
     return statements
+
+
+def _source(statements: list[tuple[str, Any]], release: dict[int, list[str]], result: str) -> str:
+    """The forward's source: the tables it reads, each statement with the deletions after it, the return."""
+    lines = ["def forward(self, x):", "    nodes = self.nodes"]
+    for table in ("projections", "inputs", "aggregates", "gates"):
+        if any(f"{table}." in code or f"{table}[" in code for code, _ in statements):
+            lines.append(f"    {table} = self.{table}")
+    for i, (code, _) in enumerate(statements):
+        lines.append(f"    {code}")
+        if i in release:
+            lines.append(f"    del {', '.join(release[i])}")
+    lines.append(f"    return {result}")
+    return "\n".join(lines) + "\n"
