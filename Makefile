@@ -72,7 +72,7 @@ results:
 
 # The analyses need the runs' checkpoints (the archived records have none).
 analyses:
-	for seed in 0 1; do \
+	for seed in 0 1 2; do \
 		$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s$$seed --device cpu \
 			-o docs/results/hiresnet18-fashion-mnist-s$$seed || exit 1; \
 	done
