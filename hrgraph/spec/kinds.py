@@ -200,20 +200,12 @@ class Block(BaseModel):
         return self.kind
 
 
-class ConvBlock(Block):
-    """``conv``: convolution, batch norm, ReLU, then an optional 3x3/2 max-pool (a ResNet stem)."""
+class _ConvGeometry:
+    """The shape rule of one convolution (``padding`` default ``kernel // 2``) and an optional 3x3/2 max-pool.
 
-    kind: Literal["conv"]
-    channels: Channels
-    kernel: Kernel = 3
-    stride: Stride = 1
-    padding: Annotated[int, Field(ge=0, le=MAX_KERNEL)] | None = Field(
-        default=None, description="Zero padding (default: kernel // 2)."
-    )
-    maxpool: bool = Field(default=False, description="Follow with MaxPool2d(3, stride=2, padding=1).")
-
-    width_fields: ClassVar[tuple[str, ...]] = ("channels",)
-    has_final_activation: ClassVar[bool] = True
+    Shared by :class:`ConvBlock` and :class:`ConvLayerBlock`, whose fields
+    (``channels``, ``kernel``, ``stride``, ``padding``, ``maxpool``) it reads.
+    """
 
     @property
     def pad(self) -> int:
@@ -227,6 +219,22 @@ class ConvBlock(Block):
         if self.maxpool:
             h, w = _require_spatial((self.channels, h, w), 3, 2, 1, "the max-pool")
         return (self.channels, h, w)
+
+
+class ConvBlock(_ConvGeometry, Block):
+    """``conv``: convolution, batch norm, ReLU, then an optional 3x3/2 max-pool (a ResNet stem)."""
+
+    kind: Literal["conv"]
+    channels: Channels
+    kernel: Kernel = 3
+    stride: Stride = 1
+    padding: Annotated[int, Field(ge=0, le=MAX_KERNEL)] | None = Field(
+        default=None, description="Zero padding (default: kernel // 2)."
+    )
+    maxpool: bool = Field(default=False, description="Follow with MaxPool2d(3, stride=2, padding=1).")
+
+    width_fields: ClassVar[tuple[str, ...]] = ("channels",)
+    has_final_activation: ClassVar[bool] = True
 
     def param_count(self, in_shape: Shape) -> int:
         return conv_params(in_shape[0], self.channels, self.kernel) + bn_params(self.channels)
@@ -485,7 +493,7 @@ class ClassifierBlock(Block):
         return f"avgpool + fc {self.classes}"
 
 
-class ConvLayerBlock(Block):
+class ConvLayerBlock(_ConvGeometry, Block):
     """``convlayer``: one convolution (optional bias), optional norm (batch or group), optional ReLU,
     optional 3x3/2 max-pool -- the layers of CORnet-Z and CORnet-RT, in that order.
 
@@ -519,19 +527,6 @@ class ConvLayerBlock(Block):
 
     def channel_multiple(self) -> int:
         return self.norm_groups if self.norm == "group" else 1
-
-    @property
-    def pad(self) -> int:
-        return self.kernel // 2 if self.padding is None else self.padding
-
-    def _conv_hw(self, in_shape: Shape) -> tuple[int, int]:
-        return _require_spatial(in_shape, self.kernel, self.stride, self.pad, "the convolution")
-
-    def out_shape(self, in_shape: Shape) -> Shape:
-        h, w = self._conv_hw(in_shape)
-        if self.maxpool:
-            h, w = _require_spatial((self.channels, h, w), 3, 2, 1, "the max-pool")
-        return (self.channels, h, w)
 
     def param_count(self, in_shape: Shape) -> int:
         norm = bn_params(self.channels) if self.norm != "none" else 0  # GroupNorm's affine: 2C as well
