@@ -245,6 +245,15 @@ def generate_unrolled(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ())
         value = name(v) if p.identity else f"{table}.{p.module_name}({name(v)})"
         return value if p.gate == "none" else f"gates.{p.module_name}({value})"
 
+    # Modules with a copy of their norms per step, by node: its block, the projections into it (build/stepnorm.py).
+    stepped: dict[str, list[str]] = {}
+    for n in plan.nodes.values():
+        calls = [_node_call(n.id)] if n.norm_steps else []
+        calls += [_node_call(p.module_name, "projections") for p in plan.incoming[n.id] if p.norm_steps]
+        if n.merge is not None:
+            calls += [_node_call(p.module_name, "inputs") for p in n.merge.inputs if p.norm_steps]
+        if calls:
+            stepped[n.id] = calls
     step = None
     for run in time.runs:
         if time.scheme == "biological" and run.step != step:
@@ -253,6 +262,8 @@ def generate_unrolled(plan: ShapePlan, disabled: Iterable[tuple[str, str]] = ())
         node = plan.nodes[run.node]
         block = spec.node(run.node)
         out = name((run.node, run.step))
+        if run.node in stepped:
+            statements.append((f"at_step({run.step}, {', '.join(stepped[run.node])})", ()))
         if node.merge is not None:
             statements.extend(_unrolled_merge(node.merge, run, out, term))
             arg, reads = out, ()

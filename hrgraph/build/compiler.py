@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import Gate, WeightedSum, build_block, build_projection, init_weights
+from .stepnorm import at_step, norm_param_count, per_step_norms
 from ..errors import CompileError, GraphError, HrgraphError
 from ..files import atomic_open
 from .shapes import MAX_ACTIVATION, MAX_PARAMS, Shape, ShapePlan, infer_shapes
@@ -58,7 +59,7 @@ def _compile_source(source: str, name: str):
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     filename = f"<hrgraph-forward-{digest}:{name}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"torch": torch}
+    namespace: dict[str, Any] = {"torch": torch, "at_step": at_step}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
     return namespace["forward"]
 
@@ -300,11 +301,36 @@ def compile_model(
         for m in model.modules():
             if hasattr(m, "zero_init_last"):
                 m.zero_init_last()
+    _copy_norms_per_step(model, plan)
     built = sum(p.numel() for p in model.parameters())
     if built != plan.params:
         # Only a user block whose param_count disagrees with its module gets here.
         raise CompileError(f"built {built:,} parameters but shapes predict {plan.params:,}: a block's param_count is wrong")
     return model
+
+
+def _copy_norms_per_step(model: HrNet, plan: ShapePlan) -> None:
+    """``step_norm: per_step``: one copy of each norm per step, once the template is initialised."""
+    for node_id, n in plan.nodes.items():
+        if n.norm_steps:
+            block = plan.spec.node(node_id)
+            module = model.nodes[node_id]
+            found, declared = norm_param_count(module), block.norm_params(n.in_shape)
+            if found != declared:
+                mark = plan.spec.locate("nodes", plan.spec.node_index[node_id])
+                raise CompileError(
+                    f"step_norm: per_step copies a block's norms per step, but block kind '{block.kind}' declares "
+                    f"{declared:,} norm parameters (norm_params) and its module has {found:,}",
+                    node=node_id,
+                    path=mark.path if mark else plan.spec.path,
+                    line=mark.line if mark else None,
+                )
+            model.nodes[node_id] = per_step_norms(module, n.norm_steps)
+    projections = [(model.projections, p) for p in plan.projections.values()]
+    projections += [(model.inputs, p) for m in plan.merges.values() for p in m.inputs]
+    for table, p in projections:
+        if p.norm_steps:
+            table[p.module_name] = per_step_norms(table[p.module_name], p.norm_steps)
 
 
 _CHECKPOINT_FORMAT = "hrgraph-checkpoint-1"

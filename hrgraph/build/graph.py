@@ -271,6 +271,15 @@ def _check_time(spec: Spec, delayed: list[tuple[str, str, str, int, int]]) -> No
             )
         if node.idle is not None and time is None:
             raise GraphError("idle applies to a spec with a time section", node=node.id, **_where(spec, "nodes", i, "idle"))
+        if node.step_norm is not None and time is None:
+            raise GraphError("step_norm applies to a spec with a time section", node=node.id, **_where(spec, "nodes", i, "step_norm"))
+        if node.step_norm is not None and node.owns_steps:
+            raise GraphError(
+                f"a {node.kind} block runs its own steps and chooses its own norms (one set per step); "
+                "leave out step_norm",
+                node=node.id,
+                **_where(spec, "nodes", i, "step_norm"),
+            )
     if time is not None and time.scheme == "sequential" and time.readout != "last":
         raise GraphError(
             f"readout: {time.readout} reads every step of the network, which scheme: sequential has not "

@@ -68,6 +68,8 @@ class Projection:
     upsample_factor: tuple[int, int] | None = None
     #: Steps of delay (0: the same step).
     delay: int = 0
+    #: Under ``step_norm: per_step``: the steps it runs at, one copy of its BN each (empty: one BN).
+    norm_steps: tuple[int, ...] = ()
 
     @property
     def source(self) -> str:
@@ -164,6 +166,8 @@ class NodeShape:
     inputs: tuple[str | None, ...] = ()
     #: The merge of a list ``input``, or ``None``.
     merge: Merge | None = None
+    #: Under ``step_norm: per_step``: the steps it runs at, one copy of its norms each (empty: one set).
+    norm_steps: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,13 @@ class ShapePlan:
         }
 
 
+    def _step_norm_dict(self) -> dict[str, Any]:
+        # step_norm: per_step only: which modules keep a copy of their norms per step, and for which steps.
+        norms = {f"nodes.{n.id}": list(n.norm_steps) for n in self.nodes.values() if n.norm_steps}
+        norms.update({f"projections.{p.module_name}": list(p.norm_steps) for p in self.projections.values() if p.norm_steps})
+        norms.update({f"inputs.{p.module_name}": list(p.norm_steps) for m in self.merges.values() for p in m.inputs if p.norm_steps})
+        return {"step_norms": norms} if norms else {}
+
     def _time_dict(self) -> dict[str, Any]:
         # Only specs with time get these keys: the JSON of every other spec is unchanged.
         if self.time is None:
@@ -287,6 +298,7 @@ class ShapePlan:
                 "node_steps": dict(t.node_steps),
                 "node_runs": {n: t.node_runs.get(n, 0) for n in self.order},
                 "step_macs": {str(k): v for k, v in sorted(self.step_macs().items())},
+                **self._step_norm_dict(),
                 "delayed": [
                     {"from": source, "to": target, "delay": delay, "role": what}
                     for what, source, target, _, delay in delayed_links(self.graph)

@@ -341,7 +341,7 @@ def infer_shapes(
     rank = {e.key: i for i, e in enumerate(spec.edges)}
     incoming = {k: sorted(v, key=lambda p: rank[p.edge.key]) for k, v in incoming.items()}
     incoming = {k: tuple(v) for k, v in incoming.items()}
-    return ShapePlan(
+    plan = ShapePlan(
         spec=spec,
         graph=graph,
         input_shape=shape_in,
@@ -351,6 +351,69 @@ def infer_shapes(
         incoming=incoming,
         merges=merges,
         time=plan_time(spec, order, incoming) if spec.time is not None else None,
+    )
+    if plan.time is None or not any(_per_step(spec, n) for n in order):
+        return plan
+    plan = _per_step_norms(plan)
+    if plan.params > max_params:
+        raise ShapeError(
+            f"the network would have {format_count(plan.params)} parameters with one set of norms per step, above "
+            f"the limit of {format_count(max_params)}; raise max_params if this is intended",
+            **_time_where(spec),
+        )
+    return plan
+
+
+def _per_step(spec: Spec, node_id: str) -> bool:
+    """Whether a node keeps one copy of its norms per step (``step_norm``, the node's or the spec's)."""
+    block = spec.node(node_id)
+    chosen = block.step_norm or (spec.time.step_norm if spec.time is not None else None)
+    return chosen == "per_step" and not block.owns_steps
+
+
+def _per_step_norms(plan: ShapePlan) -> ShapePlan:
+    """The plan with a copy of the norms per step for every ``per_step`` node and the projections into it.
+
+    A node's norms are copied for the steps it runs at in the full schedule
+    (edges cut at run time only remove runs); a projection's for the steps it
+    carries a value at.  A node or projection that runs once keeps its one set.
+    """
+    spec, time = plan.spec, plan.time
+    node_steps: dict[str, set[int]] = {}
+    edge_steps: dict[tuple[str, str], set[int]] = {}
+    input_steps: dict[tuple[str, int], set[int]] = {}
+    for run in time.runs:
+        node_steps.setdefault(run.node, set()).add(run.step)
+        for p, _ in run.edges:
+            edge_steps.setdefault(p.edge.key, set()).add(run.step)
+        for k, v in enumerate(run.inputs):
+            if v is not None:
+                input_steps.setdefault((run.node, k), set()).add(run.step)
+
+    def copied(p: Projection, steps: set[int] | None) -> Projection:
+        if p.conv is None or not steps or len(steps) < 2:
+            return p
+        return replace(p, params=p.params + (len(steps) - 1) * bn_params(p.conv[1]), norm_steps=tuple(sorted(steps)))
+
+    nodes, projections, merges = dict(plan.nodes), dict(plan.projections), dict(plan.merges)
+    for node_id in plan.order:
+        if not _per_step(spec, node_id):
+            continue
+        steps = node_steps.get(node_id, set())
+        n = nodes[node_id]
+        if len(steps) >= 2:
+            extra = (len(steps) - 1) * spec.node(node_id).norm_params(n.in_shape)
+            nodes[node_id] = replace(n, params=n.params + extra, norm_steps=tuple(sorted(steps)))
+        for p in plan.incoming[node_id]:
+            projections[p.edge.key] = copied(p, edge_steps.get(p.edge.key))
+        if node_id in merges:
+            m = merges[node_id]
+            merges[node_id] = replace(m, inputs=tuple(copied(p, input_steps.get((node_id, k))) for k, p in enumerate(m.inputs)))
+            nodes[node_id] = replace(nodes[node_id], merge=merges[node_id])
+    incoming = {k: tuple(projections[p.edge.key] for p in v) for k, v in plan.incoming.items()}
+    return replace(
+        plan, nodes=nodes, projections=projections, merges=merges, incoming=incoming,
+        time=plan_time(spec, plan.order, incoming),
     )
 
 
@@ -405,6 +468,11 @@ def _checked_input(spec: Spec, input_shape: Shape | None, max_activation: int) -
         where = {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
         raise ShapeError(f"input {_too_large(shape, max_activation)}", **where)
     return shape
+
+
+def _time_where(spec: Spec) -> dict[str, Any]:
+    mark = spec.locate("time")
+    return {"path": spec.path} if mark is None else {"path": mark.path, "line": mark.line, "column": mark.column}
 
 
 def _node_where(spec: Spec, position: int) -> dict[str, Any]:

@@ -336,3 +336,6 @@ def print_time(time: dict[str, Any]) -> None:
     if time["delayed"]:
         click.echo("delayed: " + ", ".join(f"{d['from']}->{d['to']} ({d['role']}, delay {d['delay']})" for d in time["delayed"]))
     click.echo("MACs per step: " + ", ".join(f"{k}: {format_count(v)}" for k, v in time["step_macs"].items()))
+    if time.get("step_norms"):
+        copies = ", ".join(f"{m} x{len(steps)}" for m, steps in time["step_norms"].items())
+        click.echo(f"norms per step (step_norm: per_step): {copies}")

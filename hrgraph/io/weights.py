@@ -193,8 +193,11 @@ def _silence(model: nn.Module, loaded: set[str], source_knows_edges: bool) -> tu
             if gate is not None and gate.kind == "scalar":
                 gate.weight.zero_()
             elif proj is not None and hasattr(proj, "bn"):
-                proj.bn.weight.zero_()
-                proj.bn.bias.zero_()
+                # Every copy where the projection keeps one BN per step (step_norm: per_step).
+                for bn in proj.bn.modules():
+                    if isinstance(bn, nn.BatchNorm2d):
+                        bn.weight.zero_()
+                        bn.bias.zero_()
             else:
                 not_silent.append(projection.name)
                 continue

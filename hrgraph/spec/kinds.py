@@ -124,6 +124,11 @@ class Block(BaseModel):
         description="At a step where none of its inputs has a value yet: 'silent' (compute nothing, pass zero "
         "on) or 'zeros' (run the block on a zero input); default: time.idle.",
     )
+    step_norm: Literal["shared", "per_step"] | None = Field(
+        default=None,
+        description="Under time: this node's normalisation layers (and those of the projections into it) "
+        "shared by its steps, or one copy per step it runs (per_step); default: time.step_norm.",
+    )
 
     width_fields: ClassVar[tuple[str, ...]] = ()
     accepts_edges: ClassVar[bool] = True
@@ -183,6 +188,10 @@ class Block(BaseModel):
         """Number of learnable parameters when fed ``in_shape``."""
         return 0
 
+    def norm_params(self, in_shape: Shape) -> int:
+        """The part of :meth:`param_count` in normalisation layers (copied per step under ``step_norm: per_step``)."""
+        return 0
+
     def macs(self, in_shape: Shape) -> int:
         """Multiply-accumulates of one forward pass of one sample (convolutions and linear layers only)."""
         return 0
@@ -238,6 +247,9 @@ class ConvBlock(_ConvGeometry, Block):
 
     def param_count(self, in_shape: Shape) -> int:
         return conv_params(in_shape[0], self.channels, self.kernel) + bn_params(self.channels)
+
+    def norm_params(self, in_shape: Shape) -> int:
+        return bn_params(self.channels)
 
     def macs(self, in_shape: Shape) -> int:
         h, w = self._conv_hw(in_shape)
@@ -312,6 +324,9 @@ class _Stage(Block):
 
     def param_count(self, in_shape: Shape) -> int:
         return sum(conv_params(c.cin, c.cout, c.kernel, c.groups) + bn_params(c.cout) for c in self._convs(in_shape))
+
+    def norm_params(self, in_shape: Shape) -> int:
+        return sum(bn_params(c.cout) for c in self._convs(in_shape))
 
     def macs(self, in_shape: Shape) -> int:
         return sum(conv_params(c.cin, c.cout, c.kernel, c.groups) * c.h * c.w for c in self._convs(in_shape))
@@ -442,6 +457,9 @@ class SepConvBlock(Block):
         c = in_shape[0]
         return conv_params(c, c, 3, groups=c) + conv_params(c, self.channels, 1) + bn_params(self.channels)
 
+    def norm_params(self, in_shape: Shape) -> int:
+        return bn_params(self.channels)
+
     def macs(self, in_shape: Shape) -> int:
         c = in_shape[0]
         h, w = self._hw(in_shape)
@@ -531,6 +549,9 @@ class ConvLayerBlock(_ConvGeometry, Block):
     def param_count(self, in_shape: Shape) -> int:
         norm = bn_params(self.channels) if self.norm != "none" else 0  # GroupNorm's affine: 2C as well
         return conv_params(in_shape[0], self.channels, self.kernel, bias=self.bias) + norm
+
+    def norm_params(self, in_shape: Shape) -> int:
+        return bn_params(self.channels) if self.norm != "none" else 0
 
     def macs(self, in_shape: Shape) -> int:
         h, w = self._conv_hw(in_shape)

@@ -107,6 +107,19 @@ class Time(_Frozen):
     scheme: Literal["biological", "sequential"] = "biological"
     idle: Literal["silent", "zeros"] = "silent"
     readout: Literal["last", "mean", "all"] = "last"
+    step_norm: Literal["shared", "per_step"] | None = Field(
+        default=None,
+        description="Normalisation layers shared by all steps (default) or one copy per step a node runs "
+        "(per_step, as CORnet-S keeps one BatchNorm per step); a node's step_norm overrides it.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
+        # step_norm came after the first time specs: left out when unset, they keep their fingerprints.
+        data = handler(self)
+        if self.step_norm is None:
+            data.pop("step_norm", None)
+        return data
 
 
 class Edge(_Frozen):
@@ -225,7 +238,7 @@ def _dump_node(node: Block, info: SerializationInfo) -> dict[str, Any]:
         mode=info.mode, by_alias=info.by_alias, exclude_defaults=info.exclude_defaults, exclude_none=info.exclude_none
     )
     # Fields added with time (issue 17) are left out when unset: older specs keep their fingerprints.
-    for key in ("steps", "idle"):
+    for key in ("steps", "idle", "step_norm"):
         if data.get(key, 0) is None:
             del data[key]
     return data
