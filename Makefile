@@ -82,10 +82,14 @@ analyses:
 # 0.25 on Fashion-MNIST, 3 seeds, one thread per run (36 runs, under 2 hours on 2 idle cores
 # with SHARDS=2; rerun to resume), then its reports and the analysis of every HiResNet-18
 # seed (contributions beside their values at initialisation, edge cut) into docs/results/.
+# ResNet-18, its Adjusted version and HiResNet-18 seeds 0-2 are the same runs as Table 1's:
+# --reuse-from copies them from $(RUNS)/fashion-mnist-cpu where they finished there on the same
+# kind of machine with the same threads and versions (each gets reused.json), else trains them.
+REUSE = $(if $(wildcard $(RUNS)/fashion-mnist-cpu),--reuse-from $(RUNS)/fashion-mnist-cpu,)
 reproduce-ablation: setup data
 	pids=""; for i in $$(seq 1 $(SHARDS)); do \
 		$(PYTHON) -m hrgraph experiment experiments/fashion-mnist-ablation.yaml --runs-dir $(RUNS)/fashion-mnist-ablation \
-			--shard $$i/$(SHARDS) --device cpu & pids="$$pids $$!"; \
+			--shard $$i/$(SHARDS) --device cpu $(REUSE) & pids="$$pids $$!"; \
 	done; for p in $$pids; do wait $$p || exit 1; done
 	$(MAKE) results-ablation analyses-ablation
 

@@ -372,3 +372,50 @@ def test_grid_names_that_leave_the_runs_folder_are_refused(tmp_path: Path, name:
     with pytest.raises(GridError, match="names the grid's folder") as info:
         load_grid(path)
     assert info.value.line == 1
+
+
+@pytest.mark.slow
+def test_reuse_from_copies_identical_runs_of_another_grid_and_trains_the_rest(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from hrgraph.train.reuse import reusable, this_machine
+
+    one = load_grid(_tiny_grid(tmp_path / "one"))
+    first = tmp_path / "one" / "runs"
+    run_grid(one, first, device="cpu", threads=1, shard=(1, 2))  # plain s0 and s1 only
+    # Another grid: the same two models (other baselines) under another name, and a model of its own.
+    text = TINY_GRID.replace("name: tiny", "name: other").replace("baseline: plain}", "baseline: wide}")
+    text += "  - {name: wide, spec: ../specs-tiny/tiny.yaml, width: 2.0, family: T, version: adjusted}\n"
+    path = _tiny_grid(tmp_path / "two")
+    path.write_text(text)
+    two = load_grid(path)
+    runs = tmp_path / "two" / "runs"
+    results = run_grid(two, runs, device="cpu", threads=1, shard=(1, 2), reuse_from=[first])
+    actions = {r.run.name: r.action for r in results}
+    # Shard 1/2 of (plain, hi, wide) x (s0, s1): plain s0 (trained in one), wide s0 and hi s1 (never trained there).
+    assert actions == {"plain__synthetic-120__s0": "reused", "wide__synthetic-120__s0": "trained",
+                       "hi__synthetic-120__s1": "trained"}
+    copied = runs / "plain__synthetic-120__s0"
+    record = json.loads((copied / "reused.json").read_text())
+    assert record["from"] == str((first / "plain__synthetic-120__s0").resolve()) and record["tags"]["grid"] == "tiny"
+    summary = json.loads((copied / "summary.json").read_text())
+    source = json.loads((first / "plain__synthetic-120__s0" / "summary.json").read_text())
+    assert summary["tags"]["grid"] == "other" and summary["test_acc1"] == source["test_acc1"]
+    assert not any(p.name.startswith(".") and p.name != ".lock" for p in runs.iterdir())  # no staging folder left
+
+    # What is compared: another thread count, seed or machine is not the same run.
+    run = next(r for r in plan_runs(two, runs) if r.name == "plain__synthetic-120__s1")
+    from hrgraph.train.experiment import run_recipe
+    recipe = run_recipe(two, run)
+    spec = derive_spec(two, run.model, run.data)
+    args = dict(spec=spec, recipe=recipe.resolved, overrides=recipe.overrides, epochs=recipe.resolved.epochs,
+                limits={}, here=this_machine())
+    folder = first / "plain__synthetic-120__s1"
+    assert reusable(folder, threads=1, **args) == (True, f"network, recipe, data and seed, image limits, threads 1, cpu "
+                                                     f"{args['here']['cpu']}, torch {args['here']['torch']}, "
+                                                     f"torchvision {args['here']['torchvision']}")
+    assert reusable(folder, threads=2, **args) == (False, "threads differs (1 there, 2 here)")
+    assert "no thread count pinned" in reusable(folder, threads=None, **args)[1]
+    assert reusable(folder, threads=1, **{**args, "here": {**args["here"], "cpu": "another"}}) == (False, f"cpu differs ({args['here']['cpu']} there, another here)")
+    assert reusable(folder, threads=1, **{**args, "overrides": {**recipe.overrides, "seed": 0}})[1].startswith("data and seed differs")
+    hi = derive_spec(two, "hi", run.data)
+    assert reusable(folder, threads=1, **{**args, "spec": hi}) == (False, "network differs")

@@ -46,13 +46,18 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="Pin each run to N CPU threads (overrides the grid's threads key).")
 @click.option("--log", "log", multiple=True, type=click.Choice(["tensorboard"]),
               help="Also log each run to TensorBoard (overrides the grid's log key).")
+@click.option("--reuse-from", "reuse_from", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Runs folder of another grid: a run not started here whose folder of the same name there trained "
+                   "exactly the same network, recipe, data, seed, threads, CPU and versions is copied (with "
+                   "reused.json saying from where), not trained. Repeatable.")
 @slurm_options
 @spec_loading_options
 @handle_errors
 def experiment_command(
     grid_file: Path, runs_dir: Path | None, shard: tuple[int, int], dry_run: bool, device: str, amp: bool,
     limit_train: int | None, limit_val: int | None, threads: int | None, loading: SpecLoading,
-    log: tuple[str, ...] = (), slurm: dict | None = None,
+    log: tuple[str, ...] = (), slurm: dict | None = None, reuse_from: tuple[Path, ...] = (),
 ) -> None:
     """Train every model x data set x seed of GRID.yaml, each in RUNS_DIR/<model>__<data>__s<seed>/.
 
@@ -81,13 +86,15 @@ def experiment_command(
 
     if slurm is not None:
         options = {"amp": amp, "limit_train": limit_train, "limit_val": limit_val,
-                   **({"threads": threads} if threads is not None else {}), **({"log": list(log)} if log else {})}
+                   **({"threads": threads} if threads is not None else {}), **({"log": list(log)} if log else {}),
+                   **({"reuse_from": [str(p.resolve()) for p in reuse_from]} if reuse_from else {})}
         submit_slurm(grid_file, runs_dir, slurm, device=device, **options)
         return
 
     def on_run(run, status: str, position: int, total: int) -> None:
         what = {"done": "done, skipped", "diverged": "diverged earlier, skipped (delete its folder to retry)",
-                "held": "held by another process, skipped", "partial": "resuming", "todo": "starting"}[status]
+                "held": "held by another process, skipped", "partial": "resuming", "todo": "starting",
+                "reused": "reused (the same run, finished in --reuse-from; reused.json)"}[status]
         click.echo(f"[{position}/{total}] {run.name}: {what}", err=True)
 
     def on_result(result, position: int, total: int) -> None:
@@ -104,14 +111,16 @@ def experiment_command(
     try:
         results = run_grid(grid, runs_dir, shard=shard, device=device, on_run=on_run, on_result=on_result,
                            command=sys.argv, amp=amp, limit_train=limit_train, limit_val=limit_val, **loading.kwargs,
+                           reuse_from=reuse_from,
                            **({"threads": threads} if threads is not None else {}),
                            **({"log": list(log)} if log else {}))
     except TrainingInterrupted as err:
         click.echo(f"error: {err}", err=True)
         click.echo(f"rerun the same command to resume: {shlex.join(['hrgraph', *sys.argv[1:]])}", err=True)
         raise SystemExit(130) from None
-    count = {a: sum(r.action == a for r in results) for a in ("trained", "resumed", "skipped", "diverged", "held")}
+    count = {a: sum(r.action == a for r in results) for a in ("trained", "resumed", "skipped", "diverged", "held", "reused")}
     parts = [f"{count['trained'] + count['resumed']} runs trained", f"{count['skipped']} already done"]
+    parts += [f"{count['reused']} reused"] if count["reused"] else []
     parts += [f"{count['diverged']} diverged"] if count["diverged"] else []
     parts += [f"{count['held']} held by another process"] if count["held"] else []
     click.echo(f"{grid.name}: {', '.join(parts)}; `hrgraph report {runs_dir}` compares them")

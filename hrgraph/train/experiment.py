@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +29,8 @@ from ..files import write_atomic
 from ..edit.match import match_params, scale_widths
 from ..build.shapes import count_params
 from ..spec.models import Spec, load_spec
-from .runfolder import is_held
-from .grid import Ablation, DataEntry, Grid, GridModel, load_grid, run_dir_name, sanitise_name
+from .runfolder import is_held, read_summary
+from .grid import Ablation, DataEntry, Grid, GridModel, load_grid, parse_shard, run_dir_name, sanitise_name, select_shard
 
 __all__ = [
     "DataEntry",
@@ -105,41 +104,6 @@ def plan_runs(grid: Grid, runs_dir: str | Path) -> list[Run]:
     return runs
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)``: the 2nd of 4 shards (1-based, as job arrays count ``1..N``).
-
-    Raises
-    ------
-    ValueError
-        Not ``I/N`` with ``1 <= I <= N``.
-
-    Examples
-    --------
-    >>> parse_shard("2/4")
-    (2, 4)
-    """
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match:
-        raise ValueError(f"expected I/N (e.g. 1/4), not {text!r}")
-    index, count = int(match.group(1)), int(match.group(2))
-    if not 1 <= index <= count:
-        raise ValueError(f"shard {index}/{count}: I must be between 1 and N")
-    return index, count
-
-
-def select_shard(runs: Sequence[Run], index: int, count: int) -> list[Run]:
-    """Every ``count``-th run starting at the ``index``-th (1-based): the shards partition the grid.
-
-    Examples
-    --------
-    >>> select_shard(list(range(7)), 2, 3)
-    [1, 4]
-    """
-    if not 1 <= index <= count:
-        raise ValueError(f"shard {index}/{count}: I must be between 1 and N")
-    return list(runs[index - 1 :: count])
-
-
 Status = Literal["done", "diverged", "partial", "todo"]
 
 
@@ -153,7 +117,7 @@ def run_status(path: str | Path, epochs: int) -> Status:
     stopped before its first checkpoint) has nothing to resume: ``todo``.
     """
     path = Path(path)
-    summary = _read_summary(path)
+    summary = read_summary(path)
     if summary and summary.get("diverged"):
         return "diverged"
     if summary and summary.get("finished") and int(summary.get("epochs_done") or 0) >= epochs:
@@ -161,14 +125,6 @@ def run_status(path: str | Path, epochs: int) -> Status:
     if (path / "checkpoints" / "last.pt").is_file():
         return "partial"
     return "todo"
-
-
-def _read_summary(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # -- deriving models and recipes ------------------------------------------------
@@ -349,12 +305,12 @@ class RunResult:
     """What :func:`run_grid` did with one run.
 
     ``skipped`` (already done), ``trained``, ``resumed``, ``diverged`` (now or
-    in an earlier session: never retried) or ``held`` (another process is
-    training it: left alone).
+    in an earlier session: never retried), ``held`` (another process is
+    training it: left alone) or ``reused`` (copied from ``reuse_from``).
     """
 
     run: Run
-    action: Literal["skipped", "trained", "resumed", "diverged", "held"]
+    action: Literal["skipped", "trained", "resumed", "diverged", "held", "reused"]
     summary: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -394,6 +350,7 @@ def run_grid(
     command: list[str] | None = None,
     allow_imports: bool = False,
     allow_outside: bool = False,
+    reuse_from: Sequence[str | Path] = (),
     **train_options: Any,
 ) -> list[RunResult]:
     """Train the shard's runs that are not done; resume those that were interrupted.
@@ -412,13 +369,17 @@ def run_grid(
         default :func:`hrgraph.train.loop.train`.
     on_run : callable, optional
         Called as ``on_run(run, status, position, total)`` before each run
-        (status ``done``, ``diverged``, ``partial``, ``todo`` or ``held``), for progress output.
+        (status ``done``, ``diverged``, ``partial``, ``todo``, ``held`` or ``reused``), for progress output.
     on_result : callable, optional
         Called as ``on_result(result, position, total)`` as each run ends.
     command : list of str, optional
         The command line, recorded in each run's config.
     allow_imports, allow_outside : bool
         Passed to :func:`derive_spec` (the training function gets the loaded spec).
+    reuse_from : sequence of path
+        Runs folders of other grids: a run not started here whose folder of the
+        same name there trained exactly the same thing (:mod:`hrgraph.train.reuse`)
+        is copied, not trained.
     **train_options
         Passed on to the training function (``limit_train``, ``limit_val``, ``amp``, ...); ``limit_train``,
         ``limit_val`` and ``threads`` default to the grid's keys.
@@ -449,11 +410,16 @@ def run_grid(
     for position, run in enumerate(runs, 1):
         recipe = run_recipe(grid, run)
         status = "held" if is_held(run.path) else run_status(run.path, recipe.resolved.epochs)
+        reused = None
+        if status == "todo" and reuse_from:
+            reused = _reuse(grid, run, recipe, reuse_from, train_options, cache, allow_imports, allow_outside)
         if on_run is not None:
-            on_run(run, status, position, len(runs))
-        if status in ("done", "diverged", "held"):
+            on_run(run, "reused" if reused else status, position, len(runs))
+        if reused is not None:
+            result = reused
+        elif status in ("done", "diverged", "held"):
             action = {"done": "skipped", "diverged": "diverged", "held": "held"}[status]
-            result = RunResult(run, action, _read_summary(run.path) or {})
+            result = RunResult(run, action, read_summary(run.path) or {})
         else:
             spec = derive_spec(grid, run.model, run.data, cache=cache, allow_imports=allow_imports,
                                allow_outside=allow_outside)
@@ -464,6 +430,19 @@ def run_grid(
         if on_result is not None:
             on_result(result, position, len(runs))
     return results
+
+
+def _reuse(grid: Grid, run: Run, recipe: RunRecipe, sources: Sequence[str | Path], options: dict[str, Any],
+           cache: dict[tuple[str, str], Spec], allow_imports: bool, allow_outside: bool) -> RunResult | None:
+    """Copy ``run`` from the first of ``sources`` that trained exactly it (:mod:`hrgraph.train.reuse`)."""
+    from .reuse import reuse_first
+
+    spec = derive_spec(grid, run.model, run.data, cache=cache, allow_imports=allow_imports, allow_outside=allow_outside)
+    limits = {"train": options.get("limit_train"), "val": options.get("limit_val")}
+    if reuse_first(sources, run.path, spec=spec, recipe=recipe.resolved, overrides=recipe.overrides,
+                   threads=options.get("threads"), limits=limits, tags=_tags(grid, run)):
+        return RunResult(run, "reused", read_summary(run.path) or {})
+    return None
 
 
 def _train_run(train_fn: Callable[..., dict[str, Any]], grid: Grid, run: Run, spec: Spec, recipe: RunRecipe,
@@ -482,7 +461,7 @@ def _train_run(train_fn: Callable[..., dict[str, Any]], grid: Grid, run: Run, sp
         )
     except DivergedError as err:
         log.warning("%s: %s", run.name, err)
-        return RunResult(run, "diverged", _read_summary(run.path) or {}, time.perf_counter() - start)
+        return RunResult(run, "diverged", read_summary(run.path) or {}, time.perf_counter() - start)
     except RunLockedError as err:
         log.warning("%s: %s", run.name, err)
         return RunResult(run, "held", {}, time.perf_counter() - start)

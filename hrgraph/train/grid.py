@@ -23,7 +23,7 @@ from ..spec.source import Mark, locate, parse_yaml
 from ..spec.models import InputShape
 from .defaults import default_recipe_file
 
-__all__ = ["DataEntry", "Ablation", "GridModel", "Grid", "load_grid", "run_dir_name", "sanitise_name", "VERSIONS"]
+__all__ = ["DataEntry", "Ablation", "GridModel", "Grid", "load_grid", "parse_shard", "run_dir_name", "sanitise_name", "select_shard", "VERSIONS"]
 
 #: Where ``version`` is one of these, the report orders and labels rows as the paper's Table 1.
 VERSIONS = ("original", "adjusted", "hiresnet")
@@ -379,3 +379,38 @@ def run_dir_name(model: str, data: str, seed: int) -> str:
     'my-model__imagefolder-data-birds__s0'
     """
     return f"{sanitise_name(model)}__{sanitise_name(data)}__s{seed}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``: the 2nd of 4 shards (1-based, as job arrays count ``1..N``).
+
+    Raises
+    ------
+    ValueError
+        Not ``I/N`` with ``1 <= I <= N``.
+
+    Examples
+    --------
+    >>> parse_shard("2/4")
+    (2, 4)
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"expected I/N (e.g. 1/4), not {text!r}")
+    index, count = int(match.group(1)), int(match.group(2))
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: I must be between 1 and N")
+    return index, count
+
+
+def select_shard(runs: Sequence[Any], index: int, count: int) -> list[Any]:
+    """Every ``count``-th run starting at the ``index``-th (1-based): the shards partition the grid.
+
+    Examples
+    --------
+    >>> select_shard(list(range(7)), 2, 3)
+    [1, 4]
+    """
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: I must be between 1 and N")
+    return list(runs[index - 1 :: count])
