@@ -2,7 +2,8 @@
 
 A run folder's checkpoints are large; its record is small: ``config.yaml`` (spec,
 recipe, machine, command), ``metrics.csv`` (every epoch), ``summary.json`` (test
-accuracy at the best-validation epoch) and the grid manifest.  ``hrgraph report``
+accuracy at the best-validation epoch), ``reused.json`` for a run copied from another
+grid (``hrgraph experiment --reuse-from``) and the grid manifest.  ``hrgraph report``
 reads only these, and ``hrgraph experiment`` skips a run whose summary says it
 finished, so the archived records let a report be rebuilt, and a grid be
 continued, on a machine where the runs are gone.  Unfinished and diverged runs
@@ -18,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-RECORD = ("config.yaml", "metrics.csv", "summary.json")
+RECORD = ("config.yaml", "metrics.csv", "summary.json", "reused.json")
 
 
 def archive(runs: Path, into: Path) -> tuple[int, int]:
@@ -38,7 +39,8 @@ def archive(runs: Path, into: Path) -> tuple[int, int]:
             continue
         (into / run.name).mkdir(exist_ok=True)
         for name in RECORD:
-            shutil.copy2(run / name, into / run.name / name)
+            if (run / name).is_file():  # reused.json: only a run copied by --reuse-from has it
+                shutil.copy2(run / name, into / run.name / name)
         archived += 1
     return archived, skipped
 
