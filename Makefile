@@ -99,7 +99,7 @@ results-ablation:
 		--csv docs/results/fashion-mnist-ablation.csv --figure docs/results/fashion-mnist-ablation-curves.png --target-acc 0.85 \
 		--against docs/results/earlier/fashion-mnist-ablation-2026-11.csv
 	$(PYTHON) -m hrgraph report $(RUNS)/fashion-mnist-ablation --baseline hiresnet18 --target-acc 0.85 \
-		-o docs/results/fashion-mnist-ablation-vs-hiresnet18.md
+		-o docs/results/fashion-mnist-ablation-vs-hiresnet18.md --csv docs/results/fashion-mnist-ablation-vs-hiresnet18.csv
 
 analyses-ablation:
 	for seed in 0 1 2; do \
