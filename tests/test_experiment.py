@@ -64,6 +64,8 @@ def write_grid(tmp_path: Path, text: str = GRID, name: str = "grid.yaml") -> Pat
         ("baseline: resnext18}", "baseline: resnet18}", 9, "models[resnext18-adjusted].baseline: no model 'resnet18' in the grid (did you mean 'resnext18'?)"),
         ("seeds: [0, 1, 2]", "sedes: [0, 1, 2]", 5, "unknown key 'sedes' (did you mean 'seeds'?)"),
         ("seeds: [0, 1, 2]", "seeds: [0, 1, 1]", 5, "seeds[2]: duplicate seed 1"),
+        ("version: original}", "version: original, seeds: [3, 3]}", 7, "models[resnext18].seeds[1]: duplicate seed 3"),
+        ("version: original}", "version: original, seeds: []}", 7, "models[resnext18].seeds: List should have at least 1 item"),
         ("data: [synthetic]", "data: [{nme: synthetic}]", 4, "data[0]: unknown key 'nme' (did you mean 'name'?)"),
         ("width: 0.3, family: ResNeXt, version: original", "width: -1, family: ResNeXt, version: original", 7,
          "models[resnext18].width: Input should be greater than 0"),
@@ -129,6 +131,17 @@ def test_data_entry_adapts_classes_and_input(tmp_path: Path) -> None:
     text = GRID.replace("data: [synthetic]", "data: [{name: synthetic, classes: 7, input: {channels: 1, height: 64, width: 64}}]")
     spec = derive_spec(load_grid(write_grid(tmp_path, text)), "hiresnext18", "synthetic")
     assert spec.nodes[-1].classes == 7 and spec.input.shape == (1, 64, 64)
+
+
+def test_a_model_with_its_own_seeds_runs_at_those_only(tmp_path: Path) -> None:
+    text = GRID.replace("version: original}", "version: original, seeds: [1, 5]}")
+    runs = plan_runs(load_grid(write_grid(tmp_path, text)), tmp_path / "runs")
+    by_model: dict[str, list[int]] = {}
+    for run in runs:
+        by_model.setdefault(run.model, []).append(run.seed)
+    assert by_model == {"resnext18": [1, 5], "resnext18-adjusted": [0, 1, 2], "hiresnext18": [0, 1, 2]}
+    assert [r.seed for r in runs] == sorted(r.seed for r in runs)  # still seeds outermost
+    assert len({r.path for r in runs}) == len(runs) == 8
 
 
 def test_shards_partition_the_grid(tmp_path: Path) -> None:

@@ -84,7 +84,8 @@ def plan_runs(grid: Grid, runs_dir: str | Path) -> list[Run]:
     """Every run of the grid, in a stable order: seeds, then data sets, then models.
 
     Seeds come outermost so that a grid stopped half-way has every model with
-    its first seeds done: a report on it already compares all models.
+    its first seeds done: a report on it already compares all models.  A model
+    with its own ``seeds`` runs at those seeds only.
 
     Examples
     --------
@@ -93,12 +94,20 @@ def plan_runs(grid: Grid, runs_dir: str | Path) -> list[Run]:
     ...                                               {"name": "b", "spec": "specs/plain18.yaml"}]}, base_dir=".")
     >>> [r.name for r in plan_runs(grid, "runs")]
     ['a__synthetic__s0', 'b__synthetic__s0', 'a__synthetic__s1', 'b__synthetic__s1']
+    >>> grid = load_grid({"name": "g", "recipe": "recipes/cpu-fashion-mnist.yaml", "data": ["synthetic"],
+    ...                   "seeds": [0, 1, 2], "models": [{"name": "a", "spec": "specs/resnet18.yaml"},
+    ...                                                  {"name": "b", "spec": "specs/plain18.yaml", "seeds": [0]}]},
+    ...                  base_dir=".")
+    >>> [r.name for r in plan_runs(grid, "runs")]
+    ['a__synthetic__s0', 'b__synthetic__s0', 'a__synthetic__s1', 'a__synthetic__s2']
     """
     runs_dir = Path(runs_dir)
     runs = []
-    for seed in grid.seeds:
+    for seed in grid.all_seeds:
         for entry in grid.data_entries:
             for model in grid.models:
+                if seed not in grid.seeds_of(model):
+                    continue
                 path = runs_dir / run_dir_name(model.name, entry.name, seed)
                 runs.append(Run(len(runs), model.name, entry.name, seed, path))
     return runs

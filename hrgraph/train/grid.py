@@ -2,7 +2,8 @@
 
 :func:`load_grid` reads a grid YAML file (strict keys, did-you-mean, errors at
 ``file:line:col`` as :class:`~hrgraph.errors.GridError`) and checks what a
-single key cannot: unique names and seeds, ``match`` and ``baseline`` naming
+single key cannot: unique names and seeds (a model's own ``seeds`` replace the
+grid's for that model), ``match`` and ``baseline`` naming
 models of the grid, no cycle of ``match``, spec and recipe files that exist.
 Running a grid is :mod:`hrgraph.train.experiment`'s job.  No torch here.
 """
@@ -71,6 +72,11 @@ class GridModel(_Frozen):
     family: str = ""
     version: str = Field(default="", description="original | adjusted | hiresnet | free text")
     baseline: str | None = Field(default=None, description="The model this one is compared against in the report.")
+    seeds: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="Train this model on these seeds instead of the grid's (e.g. fewer for a cheap side variant).",
+    )
 
 
 class Grid(_Frozen):
@@ -125,6 +131,18 @@ class Grid(_Frozen):
             if model.name == name:
                 return model
         raise GridError(f"no model '{name}' in grid {self.name}{did_you_mean(name, [m.name for m in self.models])}")
+
+    def seeds_of(self, model: GridModel) -> list[int]:
+        """The seeds ``model`` is trained on: its own ``seeds`` if it has them, else the grid's."""
+        return list(model.seeds) if model.seeds is not None else list(self.seeds)
+
+    @property
+    def all_seeds(self) -> list[int]:
+        """Every seed of some model: the grid's, then models' own in order of first appearance."""
+        seen = list(self.seeds)
+        for model in self.models:
+            seen += [s for s in self.seeds_of(model) if s not in seen]
+        return seen
 
     def data_entry(self, name: str) -> DataEntry:
         for entry in self.data_entries:
@@ -304,6 +322,10 @@ def _check(grid: Grid) -> None:
     for i, seed in enumerate(grid.seeds):
         if seed in grid.seeds[:i]:
             raise grid.error(f"duplicate seed {seed}", "seeds", i)
+    for m, model in enumerate(grid.models):
+        for i, seed in enumerate(model.seeds or []):
+            if seed in model.seeds[:i]:
+                raise grid.error(f"duplicate seed {seed}", "models", m, "seeds", i)
     dirs: dict[str, tuple[str, str]] = {}
     for model in names:
         for entry in data:
