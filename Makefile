@@ -80,7 +80,7 @@ analyses:
 # The paper's Table 2 at CPU scale (docs/results.md): ResNet-18 and its Adjusted version,
 # HiResNet-18, -In, -Out (the paper's), -Out-all (8 seeds each) and the six single-edge
 # variants (3 seeds each) at width 0.25 on Fashion-MNIST, one thread per run (66 runs; about
-# 3.5 hours on 2 idle cores with SHARDS=2, under 2 hours when Table 1's 24 shared runs are
+# 3 hours on 2 idle cores with SHARDS=2, under 2 hours when Table 1's 24 shared runs are
 # reused; rerun to resume), then its reports and the analysis of HiResNet-18 seeds 0-2
 # (contributions beside their values at initialisation, edge cut) into docs/results/.
 # ResNet-18, its Adjusted version and HiResNet-18 (seeds 0-7) are the same runs as Table 1's:
