@@ -148,6 +148,22 @@ def test_manifest_counts_runs_not_started(tmp_path: Path) -> None:
     assert "3 not started" in render_markdown(report)
 
 
+def test_manifest_seeds_are_per_model(tmp_path: Path) -> None:
+    """A grid that gives one model fewer seeds (a per-model ``seeds`` key) does not count the rest as missing."""
+    for s in range(3):
+        write_run(tmp_path, "orig", s, 0.8)
+    write_run(tmp_path, "hi", 0, 0.8)
+    plan = [("orig", s) for s in range(3)] + [("hi", 0)]
+    manifest = {"grid": "g", "runs": [
+        {"dir": f"{m}__synthetic__s{s}", "data": "synthetic", "seed": s, "tags": {"model": m, **TAGS[m]}} for m, s in plan
+    ]}
+    (tmp_path / "g.grid.json").write_text(json.dumps(manifest))
+    report = build_report(tmp_path)
+    assert report.group("orig", "synthetic").status == "n=3"
+    assert report.group("hi", "synthetic").status == "n=1"
+    assert "not started" not in render_markdown(report)
+
+
 def test_epochs_to_target(tmp_path: Path) -> None:
     write_run(tmp_path, "orig", 0, 0.9, curve=[0.5, 0.86, 0.9])
     write_run(tmp_path, "orig", 1, 0.9, curve=[0.5, 0.7, 0.85])

@@ -189,7 +189,8 @@ def _group_runs(runs: list[RunRecord], expected: list[dict[str, Any]]) -> tuple[
             order.append(model)
         if isinstance(entry.get("seed"), int):
             expected_by_model.setdefault((model, data), set()).add(entry["seed"])
-    # Without a manifest, a group is expected to have every seed any group of its data set has.
+    # A model the manifests list is expected at its own seeds (a grid may give models different seeds);
+    # without a manifest, a group is expected to have every seed any group of its data set has.
     seeds_by_data: dict[str, set[int]] = {}
     for g in groups.values():
         seeds_by_data.setdefault(g.data, set()).update(r.seed for r in g.runs if r.seed is not None)
@@ -198,7 +199,7 @@ def _group_runs(runs: list[RunRecord], expected: list[dict[str, Any]]) -> tuple[
     for model, data, _ in groups:
         networks[(model, data)] = networks.get((model, data), 0) + 1
     for g in groups.values():
-        g.expected_seeds = set(seeds_by_data[g.data])
+        g.expected_seeds = set(expected_by_model.get((g.model, g.data)) or seeds_by_data[g.data])
         g.label = g.model if networks[(g.model, g.data)] == 1 else f"{g.model} [{g.fingerprint[:8] or 'no fingerprint'}]"
     return list(groups.values()), order
 
