@@ -75,9 +75,9 @@ analyses:
 	for seed in 0 1 2; do \
 		$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s$$seed --device cpu \
 			-o docs/results/hiresnet18-fashion-mnist-s$$seed || exit 1; \
+		$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s$$seed --device cpu \
+			--block-output pre-relu -o docs/results/hiresnet18-fashion-mnist-s$$seed-pre-relu || exit 1; \
 	done
-	$(PYTHON) -m hrgraph analyze $(RUNS)/fashion-mnist-cpu/hiresnet18__fashion-mnist__s0 --device cpu --block-output pre-relu \
-		-o docs/results/hiresnet18-fashion-mnist-s0-pre-relu
 
 # The paper's Table 2 at CPU scale (docs/results.md): ResNet-18 and its Adjusted version,
 # HiResNet-18, -In, -Out (the paper's), -Out-all (8 seeds each) and the six single-edge
