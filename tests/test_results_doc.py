@@ -72,3 +72,22 @@ def test_the_page_has_no_stale_status() -> None:
     page = PAGE.read_text(encoding="utf-8").lower()
     for stale in ("has not been run", "not been run yet", "interim", "still training", "under way"):
         assert stale not in page, stale
+
+
+def test_the_grids_have_the_seeds_the_page_claims() -> None:
+    """Table 1: every model at 8 finished seeds; Table 2: its main rows at 8, ResNet (adj.) among them."""
+    table1 = _rows("fashion-mnist-cpu.csv")
+    assert table1 and all(int(r["n"]) >= 8 and r["n"] == r["expected"] for r in table1)
+    table2 = {r["model"]: r for r in _rows("fashion-mnist-ablation.csv")}
+    for model in ("resnet18", "resnet18-adjusted", "hiresnet18", "hiresnet18-in", "hiresnet18-out", "hiresnet18-out-all"):
+        assert int(table2[model]["n"]) >= 8, model
+    assert all(r["n"] == r["expected"] for r in table2.values())
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*/contributions.csv")), ids=lambda p: p.parent.name)
+def test_every_committed_analysis_has_its_baseline_at_initialisation(path: Path) -> None:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"mean_abs_init", "ratio_init", "ratio_change"} <= set(rows[0])
+    for r in rows:
+        assert float(r["ratio_change"]) == pytest.approx(float(r["ratio"]) - float(r["ratio_init"]), abs=1e-9)
