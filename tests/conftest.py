@@ -6,6 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The test suite (and so CI) draws the same fuzz examples every run: a failure in CI is then one
+# anyone can rerun, not a new random draw that blocks an unrelated change.  `make fuzz` draws new
+# examples, many more of them, to look for bugs.
+_FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("suite", max_examples=200, derandomize=True, **_FUZZ)
+settings.register_profile("explore", max_examples=3000, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").rglob("*.yaml"))  # specs/examples/ too

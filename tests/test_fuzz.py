@@ -13,7 +13,7 @@ import re
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hrgraph
@@ -23,7 +23,8 @@ from .conftest import SPECS
 
 #: What YAML counts as a line break (so what its line numbers count).
 YAML_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: The number of examples and whether they are drawn anew come from the profile tests/conftest.py loads.
+FUZZ = settings()
 
 
 def load_and_check(text: str) -> None:

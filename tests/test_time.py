@@ -311,6 +311,21 @@ def test_delay_needs_a_time_section():
     assert info.value.line is not None
 
 
+def test_a_lone_input_delayed_from_a_later_node_is_a_located_error():
+    """Found by tests/test_fuzz.py: CORnet-RT with V1 listed after V2_input, whose one input is V1 at t-1."""
+    text = (EXAMPLES / "cornet-rt.yaml").read_text()
+    data = hrgraph.load_spec(EXAMPLES / "cornet-rt.yaml")
+    ids = [n.id for n in data.nodes]
+    assert ids[1:3] == ["V1", "V2_input"]
+    lines = text.splitlines(keepends=True)
+    start = [i for i, line in enumerate(lines) if line.lstrip().startswith("- {id: ")]
+    assert len(start) == len(ids), "one flow-style line per node"
+    lines[start[1]], lines[start[2]] = lines[start[2]], lines[start[1]]
+    with pytest.raises(hrgraph.ShapeError, match="delayed from a node computed later") as info:
+        hrgraph.infer_shapes(hrgraph.load_spec("".join(lines)))
+    assert info.value.node == "V2_input" and info.value.line == start[1] + 1
+
+
 def test_cli_validate_refuses_a_delay_zero_cycle():
     result = CliRunner().invoke(main, ["validate", "tests/invalid/delay-zero-cycle.yaml"])
     assert result.exit_code == 1

@@ -263,7 +263,8 @@ def infer_shapes(
         block = spec.nodes[position]
         sources = spec.node_inputs(position)
         source = sources[0]
-        in_shape = shape_in if source in (None, NETWORK_INPUT) else nodes[source].out_shape
+        # A delayed input from a node computed later has no shape yet: refused below unless a merge can wait for it.
+        in_shape = shape_in if source in (None, NETWORK_INPUT) else nodes[source].out_shape if source in nodes else None
         where = _node_where(spec, position)
         merge = None
         if isinstance(block.input, list):
