@@ -1,7 +1,7 @@
 # `make demo` and `make test` each do all the set-up first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast specs gallery bench bench-train data reproduce results reproduce-ablation results-ablation archive analyses analyses-ablation
+.PHONY: setup demo test test-fast fuzz specs gallery bench bench-train data reproduce results reproduce-ablation results-ablation archive analyses analyses-ablation
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,10 @@ test: setup
 
 test-fast: setup
 	$(PYTHON) -m pytest -q -m "not slow"
+
+# New random examples for the loader's fuzz tests (the suite replays a fixed set); under a minute.
+fuzz: setup
+	HYPOTHESIS_PROFILE=explore $(PYTHON) -m pytest -q tests/test_fuzz.py
 
 # Regenerate the derived specs (Adjusted baselines, Table 2 ablations) and
 # docs/zoo.md; tests/test_zoo.py replays these lines and fails if a committed
