@@ -432,3 +432,15 @@ def test_reuse_from_copies_identical_runs_of_another_grid_and_trains_the_rest(tm
     assert reusable(folder, threads=1, **{**args, "overrides": {**recipe.overrides, "seed": 0}})[1].startswith("data and seed differs")
     hi = derive_spec(two, "hi", run.data)
     assert reusable(folder, threads=1, **{**args, "spec": hi}) == (False, "network differs")
+
+
+@pytest.mark.parametrize("name", ["paper-table2", "fashion-mnist-ablation"])
+def test_both_table2_grids_have_the_papers_rows(name: str) -> None:
+    """ResNet (adj.) matched to HiResNet-18, the paper's Out and Out-all, and all six single edges."""
+    grid = load_grid(Path(__file__).resolve().parents[1] / "experiments" / f"{name}.yaml")
+    models = {m.name: m for m in grid.models}
+    assert models["resnet18-adjusted"].match == "hiresnet18"
+    assert models["resnet18-adjusted"].baseline == "resnet18"
+    assert {models[v].ablate.variant for v in ("hiresnet18-in", "hiresnet18-out", "hiresnet18-out-all")} == {
+        "in", "out", "out-all"}
+    assert len([m for m in models if m.startswith("hiresnet18-only-")]) == 6
