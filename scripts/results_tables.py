@@ -10,7 +10,8 @@ what this script prints.
 Besides the reports' own rows (each model against the grid's baseline) it prints
 what the page adds: HiResNet against the Original in Table 1 (not a row of the
 grid's report), with Holm's correction over the six comparisons the page reads
-out, and the per-seed values.
+out, and the per-seed values; and the Fig. 2 tables from the committed analyses'
+contributions.csv and edgecut.csv.
 """
 
 from __future__ import annotations
@@ -122,6 +123,63 @@ def table2(rows: list[dict[str, str]], vs_full: list[dict[str, str]]) -> list[st
     return out
 
 
+#: The analyses the page's Fig. 2 tables read: HiResNet-18 (Table 1's runs) and three Table 2 variants.
+FIG2_SEEDS = (0, 1, 2)
+VARIANTS = ("in", "out", "out-all")
+VARIANT_SEEDS = (3, 4, 5)
+
+
+def _analysis(folder: Path) -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
+    """The projections of one analysis (in the CSV's order) and its edge cuts by name."""
+    projections = [r for r in read(folder / "contributions.csv") if r["kind"] == "projection"]
+    return projections, {r["cut"]: r for r in read(folder / "edgecut.csv")}
+
+
+def _seeds(values: list[float], fmt: str) -> str:
+    return " / ".join(format(v, fmt) for v in values)
+
+
+def fig2(root: Path) -> list[str]:
+    runs = [_analysis(root / f"hiresnet18-fashion-mnist-s{s}") for s in FIG2_SEEDS]
+    out = [
+        "| Edge | ratio trained, s0 / s1 / s2 | at initialisation, s0 / s1 / s2 | change | accuracy with the edge cut (points) |",
+        "|---|---|---|---|---|",
+    ]
+    for i, edge in enumerate(r["path"] for r in runs[0][0]):
+        rows = [projections[i] for projections, _ in runs]
+        assert all(r["path"] == edge for r in rows), edge
+        out.append(
+            f"| {edge} | {_seeds([float(r['ratio']) for r in rows], '.2f')} "
+            f"| {_seeds([float(r['ratio_init']) for r in rows], '.2f')} "
+            f"| {_seeds([float(r['ratio_change']) for r in rows], '+.2f')} "
+            f"| {_seeds([100 * float(cuts[edge]['change']) for _, cuts in runs], '.1f')} |"
+        )
+    every = [cuts["all"] for _, cuts in runs]
+    out.append(f"| all six cut | | | | {_seeds([100 * float(c['change']) for c in every], '.1f')} "
+               f"(to {_seeds([100 * float(c['accuracy']) for c in every], '.1f')}%) |")
+    return out
+
+
+def variant_analyses(root: Path) -> list[str]:
+    out = [
+        "| Variant | Edge | ratio trained (change from init) | cut (points) | all its edges cut (accuracy %) |",
+        "|---|---|---|---|---|",
+    ]
+    for variant in VARIANTS:
+        runs = [_analysis(root / f"ablation-hiresnet18-{variant}-s{s}") for s in VARIANT_SEEDS]
+        for i, edge in enumerate(r["path"] for r in runs[0][0]):
+            rows = [projections[i] for projections, _ in runs]
+            ratios = " / ".join(f"{float(r['ratio']):.2f} ({float(r['ratio_change']):+.2f})" for r in rows)
+            cut = _seeds([100 * float(cuts[edge]["change"]) for _, cuts in runs], "+.1f")
+            every = _seeds([100 * float(cuts["all"]["accuracy"]) for _, cuts in runs], ".1f") if i == 0 else ""
+            out.append(f"| {variant_name(variant)} | {edge} | {ratios} | {cut} | {every} |")
+    return out
+
+
+def variant_name(variant: str) -> str:
+    return {"in": "In", "out": "Out", "out-all": "Out-all"}[variant]
+
+
 def main(folder: str = "docs/results") -> None:
     root = Path(folder)
     t1 = read(root / TABLE1)
@@ -131,6 +189,10 @@ def main(folder: str = "docs/results") -> None:
     print("\n".join(table1_against_original(t1)))
     print("\n## Table 2\n")
     print("\n".join(table2(read(root / TABLE2), read(root / TABLE2_VS_FULL))))
+    print("\n## Fig. 2, HiResNet-18\n")
+    print("\n".join(fig2(root)))
+    print("\n## Fig. 2, Table 2 variants\n")
+    print("\n".join(variant_analyses(root)))
 
 
 if __name__ == "__main__":
