@@ -135,6 +135,14 @@ def _analysis(folder: Path) -> tuple[list[dict[str, str]], dict[str, dict[str, s
     return projections, {r["cut"]: r for r in read(folder / "edgecut.csv")}
 
 
+def _by_edge(runs: list[tuple[list[dict[str, str]], dict[str, dict[str, str]]]]):
+    """Each edge with its projection row and its edge cut in every run (the runs must list the same edges)."""
+    for i, edge in enumerate(r["path"] for r in runs[0][0]):
+        rows = [projections[i] for projections, _ in runs]
+        assert all(r["path"] == edge for r in rows), edge
+        yield edge, rows, [cuts[edge] for _, cuts in runs]
+
+
 def _seeds(values: list[float], fmt: str) -> str:
     return " / ".join(format(v, fmt) for v in values)
 
@@ -145,14 +153,12 @@ def fig2(root: Path) -> list[str]:
         "| Edge | ratio trained, s0 / s1 / s2 | at initialisation, s0 / s1 / s2 | change | accuracy with the edge cut (points) |",
         "|---|---|---|---|---|",
     ]
-    for i, edge in enumerate(r["path"] for r in runs[0][0]):
-        rows = [projections[i] for projections, _ in runs]
-        assert all(r["path"] == edge for r in rows), edge
+    for edge, rows, cuts in _by_edge(runs):
         out.append(
             f"| {edge} | {_seeds([float(r['ratio']) for r in rows], '.2f')} "
             f"| {_seeds([float(r['ratio_init']) for r in rows], '.2f')} "
             f"| {_seeds([float(r['ratio_change']) for r in rows], '+.2f')} "
-            f"| {_seeds([100 * float(cuts[edge]['change']) for _, cuts in runs], '.1f')} |"
+            f"| {_seeds([100 * float(c['change']) for c in cuts], '.1f')} |"
         )
     every = [cuts["all"] for _, cuts in runs]
     out.append(f"| all six cut | | | | {_seeds([100 * float(c['change']) for c in every], '.1f')} "
@@ -161,23 +167,20 @@ def fig2(root: Path) -> list[str]:
 
 
 def variant_analyses(root: Path) -> list[str]:
+    # The variants' names (In, Out, Out-all) are the grid's `version`s, as Table 2 prints them.
+    version = {r["model"]: r["version"] for r in read(root / TABLE2)}
     out = [
         "| Variant | Edge | ratio trained (change from init) | cut (points) | all its edges cut (accuracy %) |",
         "|---|---|---|---|---|",
     ]
     for variant in VARIANTS:
         runs = [_analysis(root / f"ablation-hiresnet18-{variant}-s{s}") for s in VARIANT_SEEDS]
-        for i, edge in enumerate(r["path"] for r in runs[0][0]):
-            rows = [projections[i] for projections, _ in runs]
+        every = _seeds([100 * float(cuts["all"]["accuracy"]) for _, cuts in runs], ".1f")
+        for i, (edge, rows, cuts) in enumerate(_by_edge(runs)):
             ratios = " / ".join(f"{float(r['ratio']):.2f} ({float(r['ratio_change']):+.2f})" for r in rows)
-            cut = _seeds([100 * float(cuts[edge]["change"]) for _, cuts in runs], "+.1f")
-            every = _seeds([100 * float(cuts["all"]["accuracy"]) for _, cuts in runs], ".1f") if i == 0 else ""
-            out.append(f"| {variant_name(variant)} | {edge} | {ratios} | {cut} | {every} |")
+            cut = _seeds([100 * float(c["change"]) for c in cuts], "+.1f")
+            out.append(f"| {version[f'hiresnet18-{variant}']} | {edge} | {ratios} | {cut} | {every if i == 0 else ''} |")
     return out
-
-
-def variant_name(variant: str) -> str:
-    return {"in": "In", "out": "Out", "out-all": "Out-all"}[variant]
 
 
 def main(folder: str = "docs/results") -> None:

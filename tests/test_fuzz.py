@@ -13,7 +13,7 @@ import re
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import hrgraph
@@ -21,10 +21,11 @@ from hrgraph.generate import random_dag_spec
 
 from .conftest import SPECS
 
+# The number of examples and whether they are drawn anew come from the Hypothesis profile that
+# tests/conftest.py loads ("suite": a fixed set; `make fuzz`: "explore", new draws).
+
 #: What YAML counts as a line break (so what its line numbers count).
 YAML_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
-#: The number of examples and whether they are drawn anew come from the profile tests/conftest.py loads.
-FUZZ = settings()
 
 
 def load_and_check(text: str) -> None:
@@ -46,14 +47,12 @@ YAML_TOKENS = st.sampled_from(
 )
 
 
-@FUZZ
 @given(st.text(max_size=300))
 def test_arbitrary_text(text):
     # The trailing newline keeps load_spec from taking a one-line text for a file name.
     load_and_check(text + "\n")
 
 
-@FUZZ
 @given(st.lists(YAML_TOKENS | st.text(max_size=5), max_size=60).map("".join))
 def test_yaml_like_text(text):
     load_and_check(text + "\n")
@@ -158,7 +157,6 @@ def mutate(spec: dict, draw) -> None:
             node["input"] = draw(st.sampled_from(ids + ["nowhere", "input"]))
 
 
-@FUZZ
 @given(st.sampled_from(range(len(BASES))), st.integers(1, 4), st.data())
 def test_mutated_specs(base, rounds, data):
     spec = copy.deepcopy(BASES[base])
